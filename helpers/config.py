@@ -1,0 +1,134 @@
+"""Run profiles and the on-disk layout every phase reads and writes.
+
+Profiles are defined here and nowhere else: ``smoke`` (tests, seconds), ``cpu``
+(a laptop, real data) and ``full`` (a GPU, the thesis settings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = REPO_ROOT / "data" / "sample" / "chest_xray"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The expensive knobs of a run; a notebook parameter set to None takes these."""
+
+    name: str
+    image_size: int  # side of the preprocessing cache and of the model input, px
+    batch_size: int
+    epochs_head: int  # phase 1: backbone frozen
+    epochs_finetune: int  # phase 2: last stage unfrozen
+    lr_head: float
+    lr_finetune: float
+    patience: int  # EarlyStopping on val_loss
+    lr_patience: int  # ReduceLROnPlateau on val_loss
+    weights: str  # "imagenet", a local weights file, or "none"
+    seeds: tuple[int, ...]  # seeds of the scenario runs
+    num_workers: int  # data-loading workers (torch) / parallel calls (tf.data)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", image_size=32, batch_size=8, epochs_head=1, epochs_finetune=1,
+                     lr_head=1e-4, lr_finetune=1e-5, patience=1, lr_patience=1,
+                     weights="none", seeds=(42,), num_workers=0),
+    "cpu": Profile("cpu", image_size=64, batch_size=32, epochs_head=6, epochs_finetune=4,
+                   lr_head=1e-4, lr_finetune=1e-5, patience=3, lr_patience=2,
+                   weights="imagenet", seeds=(42, 43, 44), num_workers=2),
+    "full": Profile("full", image_size=224, batch_size=32, epochs_head=50, epochs_finetune=30,
+                    lr_head=1e-4, lr_finetune=1e-5, patience=10, lr_patience=5,
+                    weights="imagenet", seeds=(42, 43, 44, 45, 46), num_workers=8),
+}
+
+
+def get_profile(name: str, **overrides: Any) -> Profile:
+    """The named profile with the non-None overrides applied (keys are field names, any case)."""
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)}.")
+    known = {f.name for f in fields(Profile)}
+    changes = {k.lower(): v for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - known
+    if unknown:
+        raise ValueError(f"Unknown profile setting(s) {sorted(unknown)}: use one of {sorted(known)}.")
+    return replace(PROFILES[name], **changes)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a run's files live under one root (DESIGN.md section 3)."""
+
+    root: Path
+    dataset: str
+
+    @classmethod
+    def of(cls, dataset: str, root: str | os.PathLike | None = None) -> "Layout":
+        """Layout under ``root`` (empty or None: the repository)."""
+        return cls(Path(root).expanduser().resolve() if root else REPO_ROOT, dataset)
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "data" / "raw" / self.dataset
+
+    @property
+    def split_csv(self) -> Path:
+        """One row per image: path, label, label_id, split, group, md5."""
+        return self.root / "data" / "splits" / f"{self.dataset}.csv"
+
+    @property
+    def split_config(self) -> Path:
+        """Where the data came from, the label mapping and the split parameters."""
+        return self.split_csv.with_suffix(".json")
+
+    @property
+    def ros_csv(self) -> Path:
+        """The training rows after RandomOverSampler (scenario ``ros``)."""
+        return self.split_csv.with_name(f"{self.dataset}_train_ros.csv")
+
+    def processed_dir(self, size: int) -> Path:
+        return self.root / "data" / "processed" / self.dataset / f"{size}px"
+
+    def cache_path(self, relpath: str, size: int) -> Path:
+        """Preprocessed image of ``relpath``: an 8-bit grayscale PNG, original name + .png."""
+        return self.processed_dir(size) / f"{relpath}.png"
+
+    def synthetic_dir(self, size: int) -> Path:
+        return self.root / "data" / "synthetic" / self.dataset / f"{size}px"
+
+    def checkpoints(self, run: str) -> Path:
+        return self.root / "checkpoints" / self.dataset / run
+
+    def results(self, run: str) -> Path:
+        return self.root / "results" / self.dataset / run
+
+    @property
+    def executed_dir(self) -> Path:
+        return self.root / "results" / self.dataset / "executed"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python and NumPy; framework modules seed their framework on top of this."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def save_json(obj: Any, path: Path) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON (dataclasses and Paths allowed)."""
+    def default(o: Any) -> Any:
+        if hasattr(o, "__dataclass_fields__"):
+            return asdict(o)
+        if isinstance(o, (Path, np.generic)):
+            return o.item() if isinstance(o, np.generic) else str(o)
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=default) + "\n")
+    return path
