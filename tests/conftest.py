@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny real data (from the bundled sample) and a prepared layout.
+
+Keras and torch tests live in ``test_keras_*.py`` / ``test_torch_*.py`` and run in
+processes of their own (DESIGN.md section 4); nothing here imports either framework.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers.config import SAMPLE_DIR, Layout, save_json
+
+
+@pytest.fixture(scope="session")
+def tiny_chest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Kaggle-layout copy of 64 sample images (both classes in every official split)."""
+    dst = tmp_path_factory.mktemp("tiny_chest")
+    for split, per_class in (("train", 24), ("val", 2), ("test", 6)):
+        for label in ("NORMAL", "PNEUMONIA"):
+            files = sorted((SAMPLE_DIR / "chest_xray" / split / label).iterdir())[:per_class]
+            out = dst / "chest_xray" / split / label
+            out.mkdir(parents=True)
+            for f in files:
+                shutil.copy(f, out / f.name)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def prepared_layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
+    """A split CSV, its config and a 32 px cache written straight to the contract.
+
+    Positive images carry a bright disc, negatives do not, so a model can learn them.
+    """
+    root = tmp_path_factory.mktemp("prepared")
+    layout = Layout.of("toy", root)
+    rng = np.random.default_rng(0)
+    rows = []
+    yy, xx = np.mgrid[:32, :32]
+    disc = (yy - 16) ** 2 + (xx - 16) ** 2 < 64
+    for split, n in (("train", 48), ("val", 16), ("test", 16)):
+        for i in range(n):
+            label_id = int(i % 3 == 0)  # one in three positive: imbalanced
+            img = rng.integers(0, 120, (32, 32), dtype=np.uint8)
+            if label_id:
+                img[disc] = 230
+            rel = f"{split}/{'sick' if label_id else 'well'}/img{i:03d}.png"
+            path = layout.cache_path(rel, 32)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path)
+            rows.append({"path": rel, "label": "sick" if label_id else "well",
+                         "label_id": label_id, "split": split, "group": f"{split}{i}",
+                         "md5": f"{split}{i:030d}"})
+    df = pd.DataFrame(rows)
+    layout.split_csv.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(layout.split_csv, index=False)
+    save_json({"dataset": "toy", "data_dir": str(root), "positive_class": "sick",
+               "classes": {"well": 0, "sick": 1}, "protocol": "random", "seed": 42},
+              layout.split_config)
+    return layout
