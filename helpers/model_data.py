@@ -1,0 +1,67 @@
+"""Framework-free model inputs: the split CSV's rows as arrays of cached images.
+
+Both the Keras and the PyTorch loaders start from here, so both frameworks see the same
+images in the same order; each process decodes the cache once, never per epoch.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from .config import Layout
+from .errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """Images (N, size, size) uint8 grayscale, labels (N,) int64 and their relative paths."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def read_split_rows(layout: Layout, split: str, ros: bool = False) -> pd.DataFrame:
+    """Rows of one split (``ros``: the oversampled training rows) from the split CSVs."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    csv = layout.ros_csv if ros else layout.split_csv
+    if ros and split != "train":
+        raise ValueError("Only the training split is oversampled.")
+    if not csv.exists():
+        raise UserError(f"No split file at {csv}: run notebook 02 (preprocessing) first.")
+    df = pd.read_csv(csv)
+    return df[df["split"] == split].reset_index(drop=True)
+
+
+def _read_png(path: str) -> np.ndarray | None:
+    return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+
+
+def load_split(layout: Layout, split: str, size: int, ros: bool = False,
+               workers: int = 8) -> SplitArrays:
+    """Decode the cached PNGs of one split into memory (threads: OpenCV releases the GIL)."""
+    rows = read_split_rows(layout, split, ros)
+    files = [str(layout.cache_path(p, size)) for p in rows["path"]]
+    with ThreadPoolExecutor(workers) as pool:
+        images = list(pool.map(_read_png, files))
+    missing = [f for f, img in zip(files, images) if img is None]
+    if missing:
+        raise UserError(f"{len(missing)} cached image(s) of the {split} split are missing at "
+                        f"{size} px (first: {missing[0]}): run notebook 02 with IMAGE_SIZE={size}.")
+    bad = [f for f, img in zip(files, images) if img.shape != (size, size)]
+    if bad:
+        raise UserError(f"Cached image {bad[0]} is not {size}x{size}: delete "
+                        f"{layout.processed_dir(size)} and run notebook 02 again.")
+    stack = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
+    return SplitArrays(stack, rows["label_id"].to_numpy(np.int64), rows["path"].tolist())
