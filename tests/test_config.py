@@ -1,0 +1,53 @@
+"""Profiles and the on-disk layout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.config import PROFILES, REPO_ROOT, Layout, get_profile, save_json
+
+
+def test_profiles_grow_from_smoke_to_full() -> None:
+    smoke, cpu, full = PROFILES["smoke"], PROFILES["cpu"], PROFILES["full"]
+    assert smoke.image_size < cpu.image_size < full.image_size == 224
+    assert smoke.weights == "none" and full.weights == "imagenet"
+    assert (full.epochs_head, full.epochs_finetune, full.patience) == (50, 30, 10)
+
+
+def test_get_profile_overrides_and_errors() -> None:
+    p = get_profile("smoke", IMAGE_SIZE=48, epochs_head=None)
+    assert p.image_size == 48 and p.epochs_head == PROFILES["smoke"].epochs_head
+    with pytest.raises(ValueError, match="Unknown profile 'huge'"):
+        get_profile("huge")
+    with pytest.raises(ValueError, match="Unknown profile setting"):
+        get_profile("cpu", colour="red")
+
+
+def test_layout_paths(tmp_path: Path) -> None:
+    layout = Layout.of("chest_xray", tmp_path)
+    assert layout.split_csv == tmp_path / "data/splits/chest_xray.csv"
+    assert layout.split_config.name == "chest_xray.json"
+    assert layout.cache_path("a/b c.jpg", 64) == tmp_path / "data/processed/chest_xray/64px/a/b c.jpg.png"
+    assert layout.results("keras_baseline") == tmp_path / "results/chest_xray/keras_baseline"
+    assert Layout.of("x", "").root == REPO_ROOT
+
+
+def test_save_json_roundtrip(tmp_path: Path) -> None:
+    path = save_json({"profile": PROFILES["smoke"], "where": tmp_path}, tmp_path / "c/config.json")
+    data = json.loads(path.read_text())
+    assert data["profile"]["image_size"] == PROFILES["smoke"].image_size and data["where"] == str(tmp_path)
+
+
+def test_importing_helpers_imports_no_framework() -> None:
+    code = ("import sys, importlib, pkgutil, helpers\n"
+            "for m in pkgutil.iter_modules(helpers.__path__):\n"
+            "    if not m.name.startswith(('keras_', 'torch_')):\n"
+            "        importlib.import_module('helpers.' + m.name)\n"
+            "print(sorted(k for k in ('tensorflow', 'torch', 'keras') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
