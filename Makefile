@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` (the pipeline on the bundled sample) and
+# `make test` (the whole test suite). Both create .venv and install on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= cpu
+WEIGHTS ?= none
+DATASET ?= chest_xray
+DATA_DIR ?=
+NOTEBOOKS ?=
+
+.PHONY: install demo run test benchmarks clean-outputs
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+# The bundled sample, offline: ImageNet weights need a download, so the demo trains from
+# scratch unless you say `make demo WEIGHTS=imagenet`.
+demo: install
+	$(BIN)/python -m helpers.run --dataset chest_xray --profile $(PROFILE) -p WEIGHTS=$(WEIGHTS)
+
+# Any data set: make run DATASET=brain_tumor DATA_DIR=/path PROFILE=cpu WEIGHTS=imagenet
+run: install
+	$(BIN)/python -m helpers.run --dataset $(DATASET) --data-dir "$(DATA_DIR)" --profile $(PROFILE) \
+		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) -p WEIGHTS=$(WEIGHTS)
+
+test: install
+	$(BIN)/python tests/run_suites.py
+
+benchmarks: install
+	$(BIN)/python benchmarks/bench_preprocessing.py
+	$(BIN)/python benchmarks/bench_torch_pipeline.py
+
+clean-outputs:
+	rm -rf data/raw data/splits data/processed data/synthetic results/*/ checkpoints/*/
