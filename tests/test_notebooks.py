@@ -1,0 +1,69 @@
+"""Every notebook executed headless by the runner, smoke profile, on tiny real data.
+
+The notebooks run in papermill kernels (processes of their own), so this file imports
+neither TensorFlow nor torch even though notebooks 03 and 04 use them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers.config import Layout
+from helpers.run import main
+
+pytestmark = pytest.mark.notebook
+
+
+def run(root: Path, data_dir: Path, notebooks: str, *extra: str) -> int:
+    return main(["--dataset", "chest_xray", "--data-dir", str(data_dir), "--profile", "smoke",
+                 "--root", str(root), "--notebooks", notebooks, *extra])
+
+
+@pytest.fixture(scope="module")
+def data_phase(tiny_chest: Path, tmp_path_factory: pytest.TempPathFactory) -> Layout:
+    root = tmp_path_factory.mktemp("series")
+    assert run(root, tiny_chest, "01,02") == 0
+    return Layout.of("chest_xray", root)
+
+
+def test_data_phase_writes_the_contract(data_phase: Layout, tiny_chest: Path) -> None:
+    n_files = sum(1 for p in tiny_chest.rglob("*.jpeg"))
+    split = pd.read_csv(data_phase.split_csv)
+    assert list(split.columns) == ["path", "label", "label_id", "split", "group", "md5"]
+    assert len(split) == n_files
+    assert set(split["split"]) == {"train", "val", "test"}
+    assert all(data_phase.cache_path(p, 32).exists() for p in split["path"])
+    assert json.loads(data_phase.split_config.read_text())["data_dir"] == str(tiny_chest)
+    for name in ("01_download_data", "02_preprocessing"):
+        assert (data_phase.executed_dir / f"{name}.ipynb").exists()
+    assert (data_phase.executed_dir / "run.json").exists()
+
+
+def test_data_phase_rerun_keeps_the_split_byte_identical(data_phase: Layout, tiny_chest: Path) -> None:
+    before = data_phase.split_csv.read_bytes()
+    assert run(data_phase.root, tiny_chest, "02") == 0
+    assert data_phase.split_csv.read_bytes() == before
+
+
+@pytest.mark.parametrize("number, run_name", [("03", "keras_baseline"), ("04", "torch_baseline")])
+def test_model_notebook_writes_results(data_phase: Layout, tiny_chest: Path, number: str,
+                                       run_name: str) -> None:
+    assert run(data_phase.root, tiny_chest, number) == 0
+    out = data_phase.results(run_name)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["threshold_0.5"]["accuracy"] <= 1.0
+    predictions = pd.read_csv(out / "predictions.csv")
+    split = pd.read_csv(data_phase.split_csv)
+    assert sorted(predictions["path"]) == sorted(split.loc[split["split"] == "test", "path"])
+    assert len(list(out.glob("*.png"))) >= 3
+
+
+def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(tmp_path, tmp_path / "does-not-exist", "01") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: 01_download_data: ") and "Traceback" not in err
+    assert len(err.splitlines()) == 1
