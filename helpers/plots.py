@@ -1,0 +1,155 @@
+"""Figures of the series; each function returns a matplotlib Figure and can save it as PNG."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (tight box, 120 dpi), close it and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _message(ax: Axes, text: str) -> None:
+    """Replace a plot that cannot be drawn by a sentence saying why."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
+
+
+def plot_confusion_matrix(cm: np.ndarray | Sequence[Sequence[int]], labels: Sequence[str],
+                          title: str) -> Figure:
+    """2x2 confusion matrix (rows true, columns predicted), each cell as count and % of all."""
+    cm = np.asarray(cm, dtype=int)
+    fig = Figure(figsize=(4.6, 4.0))
+    ax = fig.subplots()
+    disp = ConfusionMatrixDisplay(cm, display_labels=list(labels))
+    disp.plot(ax=ax, cmap="Blues", colorbar=False, values_format="d")
+    total = cm.sum()
+    for (i, j), text in np.ndenumerate(disp.text_):
+        share = f"{100 * cm[i, j] / total:.1f}%" if total else "n/a"
+        text.set_text(f"{cm[i, j]}\n({share})")
+    ax.set_title(title)
+    return fig
+
+
+def plot_roc(y_true: Sequence[int], prob: Sequence[float], *, title: str = "ROC curve",
+             points: Mapping[str, float] | None = None) -> Figure:
+    """ROC curve with the chance diagonal; ``points`` marks operating thresholds {name: t}."""
+    y, p = np.asarray(y_true), np.asarray(prob, dtype=float)
+    fig = Figure(figsize=(5.0, 5.0))
+    ax = fig.subplots()
+    if len(np.unique(y)) < 2:
+        _message(ax, f"{title}: undefined, the labels contain one class only.")
+        return fig
+    RocCurveDisplay.from_predictions(y, p, name="model", ax=ax, plot_chance_level=True)
+    for name, t in (points or {}).items():
+        pred = p >= t
+        ax.plot(pred[y == 0].mean(), pred[y == 1].mean(), "o", markersize=8,
+                label=f"{name}, t = {t:.3g}")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def plot_pr(y_true: Sequence[int], prob: Sequence[float], *,
+            title: str = "Precision-recall curve") -> Figure:
+    """Precision-recall curve with the prevalence (chance) baseline."""
+    y, p = np.asarray(y_true), np.asarray(prob, dtype=float)
+    fig = Figure(figsize=(5.0, 5.0))
+    ax = fig.subplots()
+    if not (y == 1).any():
+        _message(ax, f"{title}: undefined, the labels contain no positive sample.")
+        return fig
+    PrecisionRecallDisplay.from_predictions(y, p, name="model", ax=ax, plot_chance_level=True)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(loc="lower left")
+    return fig
+
+
+def _history_panels(history: pd.DataFrame) -> list[str]:
+    """Metric names to plot, loss first: every column that is not epoch, phase, lr or val_*."""
+    names = [c for c in history.columns if c not in ("epoch", "phase", "lr") and not c.startswith("val_")]
+    return sorted(names, key=lambda c: c != "loss")
+
+
+def plot_history(history: pd.DataFrame) -> Figure:
+    """Training curves (train and val_ per metric), learning rate on a log scale, and a
+    vertical line where phase 2 (fine-tuning) begins."""
+    panels = _history_panels(history) + (["lr"] if "lr" in history else [])
+    if history.empty or not panels:
+        fig = Figure(figsize=(5.5, 3.4))
+        _message(fig.subplots(), "Training history: nothing to plot.")
+        return fig
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(5.5 * ncols, 3.4 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    epoch = history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(history) + 1)
+    starts = epoch[1:][np.diff(history["phase"].to_numpy()) > 0] if "phase" in history else []
+    for ax, name in zip(axes, panels):
+        for column, style in ((name, "-o"), (f"val_{name}", "--s")):
+            if column in history and column != "val_lr":
+                ax.plot(epoch, history[column], style, markersize=3, label=column)
+        if name == "lr":
+            ax.set_yscale("log")
+        for i, start in enumerate(starts):
+            ax.axvline(start - 0.5, color="grey", linestyle=":",
+                       label="fine-tuning starts" if i == 0 else None)
+        ax.set_title("learning rate" if name == "lr" else name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize="small")
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    return fig
+
+
+def plot_split_counts(split_df: pd.DataFrame, ros_df: pd.DataFrame | None = None) -> Figure:
+    """Images per split and class as grouped bars; with ``ros_df``, a second panel where
+    the training rows are the oversampled ones."""
+    panels = [("as split", split_df)]
+    if ros_df is not None:
+        panels.append(("train oversampled (ROS)",
+                       pd.concat([split_df[split_df["split"] != "train"], ros_df])))
+    fig = Figure(figsize=(5.2 * len(panels), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    for ax, (title, df) in zip(axes, panels):
+        counts = pd.crosstab(df["split"], df["label"])
+        counts = counts.reindex([s for s in ("train", "val", "test") if s in counts.index])
+        counts.plot.bar(ax=ax, rot=0)
+        for bars in ax.containers:
+            ax.bar_label(bars, fontsize="small")
+        ax.set_title(title)
+        ax.set_xlabel("split")
+        ax.set_ylabel("images")
+    return fig
+
+
+def plot_preprocessing_examples(examples: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
+    """Raw images (top row) above their preprocessed versions (bottom row)."""
+    fig = Figure(figsize=(2.4 * max(1, len(examples)), 5.2), layout="constrained")
+    if not examples:
+        _message(fig.subplots(), "No preprocessed image to show.")
+        return fig
+    axes = fig.subplots(2, len(examples), squeeze=False)
+    for col, (title, raw, processed) in enumerate(examples):
+        for ax, img, kind in ((axes[0, col], raw, "raw"), (axes[1, col], processed, "preprocessed")):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{title}\n{kind} {img.shape[1]}x{img.shape[0]}", fontsize="small")
+            ax.set_axis_off()
+    return fig
