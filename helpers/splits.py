@@ -1,0 +1,238 @@
+"""Label encoding, leakage groups and the train/val/test split every later phase reads.
+
+Images that share a patient, a byte-identical file (md5) or a near-duplicate cluster
+(perceptual hash) form one leakage group, and a group never spans two splits
+(DESIGN.md section 6). Two protocols:
+
+- ``random`` (default, the seeds' protocol made leakage-safe): a stratified group split
+  with scikit-learn's ``StratifiedGroupKFold``; the fractions are read as whole folds
+  (80/10/10 -> 10 folds: 1 test, 1 val, 8 train), which keeps each split's class ratio
+  within a fraction of a point of the whole.
+- ``official`` (Kermany): each image keeps its official split, except that a group found
+  in several official splits moves whole to the first of test, val, train it touches.
+  The official test set thus never loses an image (metrics on it stay comparable with the
+  literature) and no patient is seen in training and test. The groups and images moved
+  are counted in the split config.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from imblearn.over_sampling import RandomOverSampler
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.preprocessing import LabelEncoder
+
+from .config import Layout, save_json
+from .data import DatasetSpec, near_duplicate_groups
+from .errors import UserError
+
+COLUMNS = ["path", "label", "label_id", "split", "group", "md5"]
+SPLITS = ("train", "val", "test")
+PROTOCOLS = ("random", "official")
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+# What defines a split: an existing split file made with other values is never overwritten.
+PARAMETER_KEYS = ("dataset", "data_dir", "positive_class", "protocol", "seed", "fractions")
+_INDEX_COLUMNS = ("path", "label", "official_split", "patient", "md5", "phash")
+
+
+def fit_label_encoder(labels: pd.Series, positive_class: str) -> LabelEncoder:
+    """A LabelEncoder over the two class names whose ``classes_`` put the positive class at 1."""
+    encoder = LabelEncoder().fit(labels)
+    classes = [str(c) for c in encoder.classes_]
+    if len(classes) != 2:
+        raise UserError(f"Found {len(classes)} classes ({', '.join(classes)}) but the series is "
+                        "binary: give a data folder with exactly two class folders.")
+    if positive_class not in classes:
+        raise UserError(f"The positive class {positive_class!r} is not one of the classes "
+                        f"{classes}: set POSITIVE_CLASS to the disease class.")
+    encoder.classes_ = np.array(sorted(classes, key=lambda c: c == positive_class), dtype=object)
+    return encoder
+
+
+def leakage_groups(patient: pd.Series, md5: pd.Series, near_dup: pd.Series) -> np.ndarray:
+    """Group id per row: connected components of 'same patient', 'same md5', 'same cluster'.
+
+    Empty patient ids are unknown and link nothing. Ids number the groups in row order.
+    """
+    keys = pd.concat([("p:" + patient)[patient != ""], "m:" + md5, "n:" + near_dup.astype(str)])
+    codes, uniques = pd.factorize(keys)
+    n = len(patient)
+    rows = keys.index.to_numpy()
+    graph = coo_matrix((np.ones(len(rows)), (rows, n + codes)), shape=(n + len(uniques),) * 2)
+    _, component = connected_components(graph, directed=False)
+    return pd.factorize(component[:n])[0]
+
+
+def _near_duplicate_clusters(phash: pd.Series) -> pd.Series:
+    """Near-duplicate cluster per row; rows without a perceptual hash are clusters of one."""
+    clusters = pd.Series([f"row{i}" for i in range(len(phash))], index=phash.index)
+    known = phash != ""
+    if known.any():
+        clusters[known] = [str(c) for c in near_duplicate_groups(phash[known].tolist())]
+    return clusters
+
+
+def _folds_per_split(fractions: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Whole folds for (train, val, test): the smallest fold count that gives the fractions."""
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise UserError(f"fractions {fractions} must be three positive numbers (train, val, test) "
+                        "summing to 1, e.g. (0.8, 0.1, 0.1).")
+    parts = [Fraction(f).limit_denominator(100) for f in fractions]
+    k = int(np.lcm.reduce([p.denominator for p in parts]))
+    return tuple(int(p * k) for p in parts)  # type: ignore[return-value]
+
+
+def _random_split(y: np.ndarray, groups: np.ndarray, seed: int,
+                  fractions: tuple[float, float, float]) -> np.ndarray:
+    """Stratified group split: folds 0.. go to test, then val, the rest to train."""
+    n_train, n_val, n_test = _folds_per_split(fractions)
+    k = n_train + n_val + n_test
+    if len(np.unique(groups)) < k:
+        raise UserError(f"Only {len(np.unique(groups))} independent image groups: too few for "
+                        f"a {k}-fold split; use more images.")
+    fold_split = np.array(["test"] * n_test + ["val"] * n_val + ["train"] * n_train)
+    out = np.empty(len(y), dtype=object)
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, rows) in enumerate(folds.split(np.zeros(len(y)), y, groups)):
+        out[rows] = fold_split[fold]
+    return out
+
+
+def _official_split(official: pd.Series, groups: np.ndarray) -> np.ndarray:
+    """Official split per image; a group in several splits moves to its first of test, val, train."""
+    if (official == "").any() or not official.isin(SPLITS).all():
+        raise UserError("This data set has no official train/val/test split for every image: "
+                        "use PROTOCOL = 'random'.")
+    rank = official.map({s: i for i, s in enumerate(("test", "val", "train"))})
+    first = rank.groupby(groups).transform("min")
+    return first.map(dict(enumerate(("test", "val", "train")))).to_numpy(dtype=object)
+
+
+def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "random",
+               seed: int = 42, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+               ) -> pd.DataFrame:
+    """One row per image, sorted by path: the contract columns plus the group sources.
+
+    Extra columns: patient, near_dup (cluster id), official_split, moved (the image left its
+    official split; official protocol only). ``write_split`` keeps the contract columns.
+    """
+    if protocol not in PROTOCOLS:
+        raise UserError(f"Unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}.")
+    missing = [c for c in _INDEX_COLUMNS if c not in index_df]
+    if missing:
+        raise ValueError(f"index is missing column(s) {missing}")
+    if index_df.empty:
+        raise UserError("The index has no images: run notebook 01 on a folder with images.")
+    df = index_df.sort_values("path", kind="mergesort").reset_index(drop=True)
+    text = ["label", "official_split", "patient", "md5", "phash"]
+    df[text] = df[text].fillna("").astype(str)
+    df["label_id"] = fit_label_encoder(df["label"], spec.positive_class).transform(df["label"])
+    df["near_dup"] = _near_duplicate_clusters(df["phash"])
+    df["group"] = leakage_groups(df["patient"], df["md5"], df["near_dup"])
+    if protocol == "random":
+        df["split"] = _random_split(df["label_id"].to_numpy(), df["group"].to_numpy(), seed,
+                                    tuple(fractions))
+        df["moved"] = False
+    else:
+        df["split"] = _official_split(df["official_split"], df["group"].to_numpy())
+        df["moved"] = df["split"] != df["official_split"]
+    return df[COLUMNS + ["patient", "near_dup", "official_split", "moved"]]
+
+
+def _multi_image(keys: pd.Series) -> int:
+    """How many non-empty keys occur on more than one row."""
+    counts = keys[keys != ""].value_counts()
+    return int((counts > 1).sum())
+
+
+def split_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Images per split (rows, train/val/test) and class (columns), with totals."""
+    table = pd.crosstab(df["split"], df["label"], margins=True, margins_name="total")
+    return table.reindex([s for s in SPLITS if s in table.index] + ["total"])
+
+
+def split_config(df: pd.DataFrame, spec: DatasetSpec, *, data_dir: str | Path, protocol: str,
+                 seed: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+                 ) -> dict[str, Any]:
+    """The split's JSON config: where the data is, label mapping, parameters, counts, groups."""
+    counts = split_counts(df).drop(index="total", columns="total")
+    crossing = df[df["official_split"] != ""].groupby("group")["official_split"].nunique()
+    return {
+        "dataset": spec.name,
+        "data_dir": str(Path(data_dir).expanduser().resolve()),
+        "positive_class": spec.positive_class,
+        "classes": {str(k): int(v) for k, v in
+                    df.drop_duplicates("label").set_index("label")["label_id"].items()},
+        "protocol": protocol,
+        "seed": int(seed),
+        "fractions": [float(f) for f in fractions] if protocol == "random" else None,
+        "counts": {s: {str(k): int(v) for k, v in row.items()} for s, row in counts.iterrows()},
+        "n_images": len(df),
+        "groups": {
+            "total": int(df["group"].nunique()),
+            "multi_image": int((df["group"].value_counts() > 1).sum()),
+            "patients_multi_image": _multi_image(df["patient"]),
+            "duplicate_md5": _multi_image(df["md5"]),
+            "near_duplicate": _multi_image(df["near_dup"]),
+            "crossing_official_splits": int((crossing > 1).sum()),
+            "images_moved": int(df["moved"].sum()),
+        },
+    }
+
+
+def _check_existing(layout: Layout, config: dict[str, Any]) -> bool:
+    """True when a split with the same parameters exists; raise if one with others does."""
+    if not layout.split_csv.exists():
+        return False
+    old = json.loads(layout.split_config.read_text()) if layout.split_config.exists() else {}
+    changed = [k for k in PARAMETER_KEYS if old.get(k) != config[k]]
+    if changed:
+        raise UserError(f"{layout.split_csv} already exists with another {', '.join(changed)}: "
+                        "delete it (and its .json) to split again, or use another ROOT.")
+    return True
+
+
+def write_split(layout: Layout, df: pd.DataFrame, config: dict[str, Any]) -> Path:
+    """Write the split CSV (contract columns, sorted by path) and its JSON config, once.
+
+    The same parameters give the same bytes; an existing split with the same parameters is
+    left as it is, one with other parameters stops the run.
+    """
+    if not _check_existing(layout, config):
+        out = df[COLUMNS].sort_values("path", kind="mergesort")
+        layout.split_csv.parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(layout.split_csv, index=False, lineterminator="\n")
+        save_json(config, layout.split_config)
+    return layout.split_csv
+
+
+def load_split(layout: Layout) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The split CSV and its config, as notebook 02 wrote them."""
+    if not layout.split_csv.exists() or not layout.split_config.exists():
+        raise UserError(f"No split at {layout.split_csv}: run notebook 02 (preprocessing) first.")
+    df = pd.read_csv(layout.split_csv, keep_default_na=False,
+                     dtype={"path": str, "label": str, "split": str, "md5": str})
+    return df, json.loads(layout.split_config.read_text())
+
+
+def oversample_train(df: pd.DataFrame, seed: int = 42) -> pd.DataFrame:
+    """The training rows after RandomOverSampler: minority rows repeated up to balance."""
+    train = df[df["split"] == "train"].reset_index(drop=True)
+    sampler = RandomOverSampler(random_state=seed)
+    sampler.fit_resample(train[["path"]], train["label_id"])
+    return train.iloc[sampler.sample_indices_][COLUMNS].reset_index(drop=True)
+
+
+def write_oversampled(layout: Layout, ros: pd.DataFrame) -> Path:
+    """Write the oversampled training rows to ``layout.ros_csv`` (contract columns)."""
+    layout.ros_csv.parent.mkdir(parents=True, exist_ok=True)
+    ros[COLUMNS].to_csv(layout.ros_csv, index=False, lineterminator="\n")
+    return layout.ros_csv
