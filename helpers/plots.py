@@ -142,7 +142,7 @@ def plot_split_counts(split_df: pd.DataFrame, ros_df: pd.DataFrame | None = None
 
 def plot_preprocessing_examples(examples: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
     """Raw images (top row) above their preprocessed versions (bottom row)."""
-    fig = Figure(figsize=(2.4 * max(1, len(examples)), 5.2), layout="constrained")
+    fig = Figure(figsize=(2.6 * max(1, len(examples)), 5.8), layout="constrained")
     if not examples:
         _message(fig.subplots(), "No preprocessed image to show.")
         return fig
