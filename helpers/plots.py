@@ -153,3 +153,71 @@ def plot_preprocessing_examples(examples: Sequence[tuple[str, np.ndarray, np.nda
             ax.set_title(f"{title}\n{kind} {img.shape[1]}x{img.shape[0]}", fontsize="small")
             ax.set_axis_off()
     return fig
+
+
+# ---------------------------------------------------------------- data audit (notebook 01)
+
+def plot_class_counts(index_df: pd.DataFrame) -> Figure:
+    """Images per label, stacked by official split when the data set has one."""
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    if index_df.empty:
+        _message(ax, "Class counts: no images.")
+        return fig
+    splits = [s for s in ("train", "val", "test") if (index_df["official_split"] == s).any()]
+    counts = (pd.crosstab(index_df["label"], index_df["official_split"])[splits] if splits
+              else index_df["label"].value_counts().sort_index().to_frame("images"))
+    counts.plot.bar(ax=ax, stacked=True, rot=0, legend=bool(splits))
+    for i, total in enumerate(counts.sum(axis=1)):
+        ax.annotate(f"{total} ({100 * total / counts.to_numpy().sum():.1f}%)", (i, total),
+                    ha="center", va="bottom", fontsize="small")
+    ax.set_ylabel("images")
+    ax.set_xlabel("")
+    ax.margins(y=0.12)
+    ax.set_title("Images per class" + (" and official split" if splits else ""))
+    return fig
+
+
+def plot_image_sizes(index_df: pd.DataFrame) -> Figure:
+    """Width against height per label (left) and the file sizes (right)."""
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    if index_df.empty:
+        _message(left, "Image sizes: no images.")
+        right.set_axis_off()
+        return fig
+    for label, rows in index_df.groupby("label"):
+        left.scatter(rows["width"], rows["height"], s=10, alpha=0.4, label=str(label))
+        right.hist(rows["bytes"] / 1024, bins=40, alpha=0.6, label=str(label))
+    distinct = len(index_df.groupby(["width", "height"]))
+    left.set(xlabel="width (px)", ylabel="height (px)",
+             title=f"Image sizes ({distinct} distinct)")
+    right.set(xlabel="file size (KiB)", ylabel="images", title="File sizes")
+    left.legend(fontsize="small")
+    right.legend(fontsize="small")
+    return fig
+
+
+def plot_image_grid(rows: Mapping[str, Sequence[tuple[str, np.ndarray]]], title: str = "") -> Figure:
+    """Grayscale images in rows (e.g. one per class or per duplicate group), each row named
+    on its left and each image captioned: ``{row name: [(caption, image)]}``."""
+    ncols = max((len(v) for v in rows.values()), default=0)
+    if not ncols:
+        fig = Figure(figsize=(5.0, 1.5))
+        _message(fig.subplots(), f"{title}: nothing to show." if title else "Nothing to show.")
+        return fig
+    fig = Figure(figsize=(1.9 * ncols + 0.6, 2.1 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for r, (name, images) in enumerate(rows.items()):
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+            if c < len(images):
+                caption, image = images[c]
+                ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+                ax.set_title(caption, fontsize="x-small")
+        axes[r, 0].set_ylabel(name, fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig

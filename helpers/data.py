@@ -1,0 +1,682 @@
+"""Data acquisition (notebook 01): dataset registry, Kaggle download, file discovery,
+a robust image reader, the image index and its audit.
+
+The index (one row per readable image) is written under ``layout.results("audit")`` so
+that later phases read it with :func:`load_index` instead of decoding every file again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import numpy as np
+import pandas as pd
+from joblib import Parallel, cpu_count, delayed
+from PIL import Image, UnidentifiedImageError
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from tqdm import tqdm  # plain text bar: works in papermill without ipywidgets
+
+from .config import SAMPLE_DIR, Layout, save_json
+from .errors import UserError
+
+INDEX_COLUMNS = ["path", "label", "official_split", "patient", "md5", "phash", "phash_mirror",
+                 "width", "height", "format", "mode", "bytes"]
+SKIPPED_COLUMNS = ["path", "reason"]
+OFFICIAL_SPLITS = ("train", "val", "test")
+SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})  # compared lower-case
+SYSTEM_DIRS = frozenset({"__MACOSX"})
+EMPTY_FOLDER = "empty class folder (no files)"
+_MIN_FILES_FOR_PROCESSES = 1000  # starting worker processes (~2 s) costs what ~1,000 files take on one core
+_CHEST_PATIENT = re.compile(r"^(person\d+|(?:NORMAL2-)?IM-\d+)")
+
+
+# ---------------------------------------------------------------- registry
+
+def chest_patient_id(filename: str) -> str | None:
+    """Patient of a Kermany chest X-ray: the leading ``personN`` or ``[NORMAL2-]IM-NNNN``."""
+    match = _CHEST_PATIENT.match(Path(filename).name)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How one data set lies on disk and which of its two labels is the disease."""
+
+    name: str
+    positive_class: str
+    kaggle_slug: str | None = None
+    # class folder name -> binary label; None: every sub-folder of the data folder is a class
+    class_folders: Mapping[str, str] | None = None
+    patient_id: Callable[[str], str | None] | None = None
+    crop: str = "center"  # "center" (chest X-ray) or "foreground" (MRI)
+    has_official_split: bool = False  # train/val/test folders name an official split
+    expected_layout: str = "<data dir>/<class>/<image>, one sub-folder per class"
+    # perceptual-hash bits (of 64) within which two images count as near-duplicates; chest
+    # films of different children already differ by only 2-4 bits, so there only identical hashes
+    near_duplicate_distance: int = 4
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The two binary labels, or None until the folder of an unregistered set is read."""
+        return sorted(set(self.class_folders.values())) if self.class_folders else None
+
+
+REGISTRY: dict[str, DatasetSpec] = {
+    "chest_xray": DatasetSpec(
+        "chest_xray", "PNEUMONIA", kaggle_slug="paultimothymooney/chest-xray-pneumonia",
+        class_folders={"NORMAL": "NORMAL", "PNEUMONIA": "PNEUMONIA"},
+        patient_id=chest_patient_id, crop="center", has_official_split=True,
+        expected_layout="chest_xray/{train,val,test}/{NORMAL,PNEUMONIA}/<image>",
+        near_duplicate_distance=0),
+    "brain_tumor": DatasetSpec(
+        "brain_tumor", "Brain Tumor", kaggle_slug="preetviradiya/brian-tumor-dataset",
+        class_folders={"Brain Tumor": "Brain Tumor", "Healthy": "Healthy"}, crop="foreground",
+        expected_layout="Brain Tumor Data Set/{Brain Tumor,Healthy}/<image>"),
+    "brain_mri": DatasetSpec(
+        "brain_mri", "Tumor", kaggle_slug="hghdhygf/brain-tumor-mri-image-dataset",
+        class_folders={"glioma": "Tumor", "meningioma": "Tumor", "pituitary": "Tumor",
+                       "notumor": "Healthy"}, crop="foreground",
+        expected_layout="<...>/{glioma,meningioma,notumor,pituitary}/<image>"),
+}
+
+
+def get_spec(name: str, positive_class: str | None = None) -> DatasetSpec:
+    """The registered data set ``name``, or any folder with one sub-folder per class.
+
+    For a folder of your own, ``positive_class`` (the disease class folder) is required; it
+    is checked against the classes found when the folder is indexed.
+    """
+    if not name or not re.fullmatch(r"[\w.-]+", name):
+        raise UserError(f"Dataset name {name!r} is not usable: use letters, digits, '_', '-' "
+                        f"(e.g. one of {', '.join(REGISTRY)}).")
+    if name in REGISTRY:
+        spec = REGISTRY[name]
+        if positive_class in (None, "", spec.positive_class):
+            return spec
+        if positive_class not in spec.labels:
+            raise UserError(f"POSITIVE_CLASS {positive_class!r} is not a label of {name}: "
+                            f"use one of {', '.join(spec.labels)} (default {spec.positive_class}).")
+        return replace(spec, positive_class=positive_class)
+    if not positive_class:
+        raise UserError(f"{name!r} is not a registered data set ({', '.join(REGISTRY)}): for "
+                        "your own folder with one sub-folder per class, also pass POSITIVE_CLASS "
+                        "(-p POSITIVE_CLASS=<name of the disease class folder>).")
+    return DatasetSpec(name, positive_class)
+
+
+# ---------------------------------------------------------------- where the data is
+
+def resolve_data_dir(spec: DatasetSpec, layout: Layout, data_dir: str | os.PathLike) -> Path:
+    """The folder to read: "" = bundled sample (chest_xray only), "kaggle" = download into
+    ``layout.raw_dir`` (skipped when already there), anything else = that folder, read in place."""
+    text = str(data_dir).strip()
+    if not text:
+        if spec.name != "chest_xray":
+            raise UserError(f"There is no bundled sample of {spec.name}: pass DATA_DIR (--data-dir) "
+                            "= the folder holding it, or DATA_DIR=kaggle to download it.")
+        if not SAMPLE_DIR.is_dir():
+            raise UserError(f"The bundled sample {SAMPLE_DIR} is missing: restore data/sample "
+                            "from the repository (git checkout data/sample) or pass DATA_DIR.")
+        return SAMPLE_DIR
+    if text.lower() == "kaggle":
+        return download_kaggle(spec, layout.raw_dir)
+    path = Path(text).expanduser().resolve()
+    if path.is_file():
+        raise UserError(f"DATA_DIR {path} is a file: unzip it and pass the folder that holds "
+                        "the images as DATA_DIR (--data-dir).")
+    if not path.is_dir():
+        raise UserError(f"The data folder {path} does not exist: check DATA_DIR (--data-dir), or "
+                        "leave it empty for the bundled sample or set it to kaggle.")
+    return path
+
+
+def download_kaggle(spec: DatasetSpec, target: Path) -> Path:
+    """Download and unzip ``spec``'s Kaggle data set into ``target`` once (kagglehub).
+
+    Any failure (no credentials, refused credentials, no network) becomes one UserError
+    sentence; the client's SystemExit never escapes.
+    """
+    if spec.kaggle_slug is None:
+        raise UserError(f"{spec.name} has no Kaggle source: pass its folder as DATA_DIR (--data-dir).")
+    marker = target / ".download_complete"  # hidden: discovery ignores it
+    if marker.is_file():
+        return target
+    try:
+        import kagglehub
+
+        kagglehub.dataset_download(spec.kaggle_slug, output_dir=str(target))
+    except KeyboardInterrupt:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure becomes one sentence
+        raise UserError(_kaggle_failure(exc, spec.kaggle_slug)) from None
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(spec.kaggle_slug + "\n")
+    return target
+
+
+def _kaggle_failure(exc: BaseException, slug: str) -> str:
+    """One sentence for a failed Kaggle download, saying what to do."""
+    what = type(exc).__name__
+    by_hand = (f"or download https://www.kaggle.com/datasets/{slug} by hand, unzip it and pass "
+               "its folder as DATA_DIR (--data-dir)")
+    credentials = "KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json"
+    if isinstance(exc, ImportError):
+        return f"The Kaggle client is not installed ({exc}): pip install kagglehub, {by_hand}."
+    if _is_auth_error(exc):
+        return (f"Kaggle did not accept the credentials for {slug} ({what}): set your API token "
+                f"({credentials}) and retry, {by_hand}.")
+    if _is_network_error(exc):
+        return (f"Could not reach Kaggle to download {slug} ({what}; no network?): retry online with "
+                f"your API token set ({credentials}), {by_hand}.")
+    detail = " ".join(str(exc).split())[:200]  # one line, whatever the client printed
+    return (f"The Kaggle download of {slug} failed ({what}: {detail}): check your API token "
+            f"({credentials}) and retry, {by_hand}.")
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    name = type(exc).__name__
+    return isinstance(exc, SystemExit) or status in (401, 403) or name in (
+        "UnauthenticatedError", "CredentialError")
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    import socket
+    import urllib.error
+
+    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror,
+                                        urllib.error.URLError]
+    try:
+        import requests
+
+        kinds.append(requests.RequestException)
+    except ImportError:
+        pass
+    return isinstance(exc, tuple(kinds))
+
+
+# ---------------------------------------------------------------- discovery
+
+@dataclass
+class FileScan:
+    """The files under a data folder: candidates to index and what was ignored."""
+
+    root: Path
+    class_folders: dict[str, str]  # class folder name -> label
+    files: list[str] = field(default_factory=list)  # POSIX paths relative to root, sorted
+    empty_folders: list[str] = field(default_factory=list)  # class folders with no file at all
+    ignored: Counter = field(default_factory=Counter)  # reason -> count (not images, not counted)
+
+
+def _is_system(name: str, is_dir: bool) -> bool:
+    """Hidden files, macOS resource forks, Windows thumbnail caches."""
+    return name.startswith(".") or (name in SYSTEM_DIRS if is_dir else name.lower() in SYSTEM_FILES)
+
+
+def _walk(root: Path) -> tuple[list[str], list[str], Counter]:
+    """All non-system files and folders under ``root`` (relative POSIX paths, sorted)."""
+    files, dirs, ignored = [], [], Counter()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        for name in [d for d in dirnames if _is_system(d, True)]:
+            ignored["system folder (__MACOSX, hidden)"] += 1
+            dirnames.remove(name)
+        dirs += [(rel / d).as_posix() for d in dirnames]
+        for name in filenames:
+            if _is_system(name, False):
+                ignored["system file (.DS_Store, Thumbs.db, hidden)"] += 1
+            else:
+                files.append((rel / name).as_posix())
+    return sorted(files), sorted(dirs), ignored
+
+
+def _nested_copy(rel: str, root_name: str, existing: set[str]) -> bool:
+    """True when ``rel`` lies in a folder named like its parent (``chest_xray/chest_xray/``)
+    and the same file exists one level up: the Kaggle zip's duplicate tree, outer copy wins."""
+    parts = rel.split("/")
+    for i in range(len(parts) - 1):
+        parent = root_name if i == 0 else parts[i - 1]
+        if parts[i] == parent and "/".join(parts[:i] + parts[i + 1:]) in existing:
+            return True
+    return False
+
+
+def _entries(folder: Path) -> list[Path]:
+    return [e for e in folder.iterdir() if not _is_system(e.name, e.is_dir())]
+
+
+def _unwrap(root: Path) -> Path:
+    """Descend through wrapper folders: a single sub-folder that itself holds only folders."""
+    while True:
+        entries = _entries(root)
+        if len(entries) != 1 or not entries[0].is_dir() or any(e.is_file() for e in _entries(entries[0])):
+            return root
+        root = entries[0]
+
+
+def _class_folders(spec: DatasetSpec, data_dir: Path) -> dict[str, str]:
+    """The registered folder -> label map, or the sub-folders of a folder of your own."""
+    if spec.class_folders is not None:
+        return dict(spec.class_folders)
+    root = _unwrap(data_dir)
+    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not _is_system(d.name, True))
+    if not names:
+        raise UserError(f"{data_dir} has no class sub-folders: put the images in one sub-folder "
+                        f"per class (e.g. {data_dir}/<class>/<image>) and pass that folder.")
+    return {n: n for n in names}
+
+
+def class_folder_of(rel: str, class_folders: Mapping[str, str]) -> str | None:
+    """The nearest enclosing folder of ``rel`` that names a class, or None."""
+    for part in reversed(rel.split("/")[:-1]):
+        if part in class_folders:
+            return part
+    return None
+
+
+def find_files(spec: DatasetSpec, data_dir: Path) -> FileScan:
+    """Every candidate file under ``data_dir``, without system files or the nested copy."""
+    data_dir = _existing_dir(data_dir)
+    folders = _class_folders(spec, data_dir)
+    files, dirs, ignored = _walk(data_dir)
+    existing = set(files)
+    kept = [f for f in files if not _nested_copy(f, data_dir.name, existing)]
+    if len(kept) < len(files):
+        ignored["nested duplicate copy (e.g. chest_xray/chest_xray/)"] += len(files) - len(kept)
+    with_files = {"/".join(f.split("/")[:i]) for f in files for i in range(1, f.count("/") + 1)}
+    class_dirs = [d for d in dirs if d.rsplit("/", 1)[-1] in folders]
+    if not class_dirs:
+        raise UserError(f"No class folders ({', '.join(folders)}) under {data_dir}: pass the "
+                        f"folder that holds the unzipped data set, laid out as {spec.expected_layout}.")
+    empty = [d for d in class_dirs if d not in with_files]
+    return FileScan(data_dir, folders, kept, empty, ignored)
+
+
+def _existing_dir(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"The data folder {path} does not exist: check DATA_DIR (--data-dir).")
+    return path
+
+
+# ---------------------------------------------------------------- reading images
+
+class UnreadableImageError(ValueError):
+    """A file that is not a decodable image; the message is the short reason."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The image at ``path`` as 8-bit grayscale (H x W uint8), whatever its extension says.
+
+    JPEG, PNG, TIFF, BMP; modes 1, L, LA, P, RGB, RGBA, CMYK, 16-bit and 32-bit integer or
+    float (scaled to 0-255 by the image's own range). Raises UnreadableImageError for empty,
+    truncated, corrupt or non-image files.
+    """
+    return _decode(Path(path).read_bytes())[0]
+
+
+def _decode(data: bytes) -> tuple[np.ndarray, str, str, tuple[int, int]]:
+    """Decode bytes: (grayscale array, format, original mode, (width, height))."""
+    if not data:
+        raise UnreadableImageError("empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # decodes fully; truncation raises (LOAD_TRUNCATED_IMAGES is False)
+            return _to_gray(img), str(img.format), img.mode, img.size
+    except UnidentifiedImageError:
+        raise UnreadableImageError("not an image (content not recognised)") from None
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImageError(f"too large to decode safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = "truncated image" if "truncated" in str(exc).lower() else "corrupt image"
+        raise UnreadableImageError(f"{reason} ({exc})") from None
+
+
+def _to_gray(img: Image.Image) -> np.ndarray:
+    """8-bit grayscale: colour via ITU-R 601 luma, high bit depths scaled by min..max."""
+    if img.mode in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"):
+        return np.asarray(img.convert("L"))
+    if img.mode.startswith(("I", "F")):  # I;16, I;16B, I (32-bit), F
+        values = np.asarray(img, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        return np.round(scaled).astype(np.uint8)
+    return np.asarray(img.convert("RGB").convert("L"))
+
+
+# ---------------------------------------------------------------- index
+
+def _index_file(path: str) -> dict[str, Any] | str:
+    """Read one file once: its index fields, or the reason it cannot be used."""
+    try:
+        data = Path(path).read_bytes()
+        gray, fmt, mode, (width, height) = _decode(data)
+    except (UnreadableImageError, OSError) as exc:
+        return str(exc)
+    return {"md5": hashlib.md5(data).hexdigest(), "phash": str(imagehash.phash(Image.fromarray(gray))),
+            "phash_mirror": str(imagehash.phash(Image.fromarray(gray[:, ::-1]))),
+            "width": width, "height": height, "format": fmt, "mode": mode, "bytes": len(data)}
+
+
+def _run_parallel(paths: list[str], workers: int | None) -> list[dict[str, Any] | str]:
+    """``_index_file`` over ``paths`` on all cores (processes), in order, with a progress bar."""
+    n_jobs = workers or cpu_count()
+    if len(paths) < _MIN_FILES_FOR_PROCESSES:
+        n_jobs = 1
+    results = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=32)(
+        delayed(_index_file)(p) for p in paths)
+    return list(tqdm(results, total=len(paths), desc="indexing", unit="file"))
+
+
+def index_images(spec: DatasetSpec, data_dir: str | os.PathLike,
+                 workers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read every candidate file once: (index, skipped), both sorted by path.
+
+    ``index`` has INDEX_COLUMNS; ``skipped`` has path and reason for every file found but not
+    indexed (files found = indexed + skipped); class folders without any file are listed too,
+    with a path ending in "/". Stops with a UserError unless exactly two labels have images.
+    """
+    scan = find_files(spec, Path(data_dir))
+    rows, skipped, jobs = [], [(d + "/", EMPTY_FOLDER) for d in scan.empty_folders], []
+    for rel in scan.files:
+        folder = class_folder_of(rel, scan.class_folders)
+        if folder is None:
+            skipped.append((rel, f"outside the class folders ({', '.join(scan.class_folders)})"))
+        else:
+            jobs.append((rel, scan.class_folders[folder]))
+    results = _run_parallel([str(scan.root / rel) for rel, _ in jobs], workers)
+    for (rel, label), result in zip(jobs, results):
+        if isinstance(result, str):
+            skipped.append((rel, result))
+        else:
+            rows.append({"path": rel, "label": label, **_file_meta(spec, rel), **result})
+    print(_scan_note(scan, len(rows), len(skipped)))
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values("path", ignore_index=True)
+    skipped_df = pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).sort_values("path", ignore_index=True)
+    _check_labels(spec, scan, index, skipped_df)
+    return index, skipped_df
+
+
+def _file_meta(spec: DatasetSpec, rel: str) -> dict[str, str]:
+    """Official split (chest: the train/val/test folder) and patient id, "" when none."""
+    parts = rel.split("/")[:-1]
+    split = next((p for p in reversed(parts) if p in OFFICIAL_SPLITS), "") if spec.has_official_split else ""
+    patient = (spec.patient_id(rel) if spec.patient_id else None) or ""
+    return {"official_split": split, "patient": patient}
+
+
+def _scan_note(scan: FileScan, indexed: int, skipped: int) -> str:
+    ignored = "; ".join(f"{n} {why}" for why, n in sorted(scan.ignored.items()) if n)
+    return (f"{len(scan.files)} files found under {scan.root}: {indexed} indexed, "
+            f"{skipped} skipped" + (f"; ignored {ignored}" if ignored else ""))
+
+
+def _check_labels(spec: DatasetSpec, scan: FileScan, index: pd.DataFrame, skipped: pd.DataFrame) -> None:
+    """Exactly two labels with images, the positive class among them, or one sentence."""
+    found = sorted(index["label"].unique())
+    where = f"{scan.root} (expected {spec.expected_layout})"
+    if not found:
+        why = f"{len(skipped)} files/folders skipped, e.g. {skipped.iloc[0].path}: {skipped.iloc[0].reason}" \
+            if len(skipped) else "no files at all"
+        raise UserError(f"No readable images in {where}: {why}.")
+    if len(found) == 1:
+        raise UserError(f"Only the class {found[0]} has images in {where}: the pipeline needs two "
+                        "classes, so add the other class folder or pass the right DATA_DIR.")
+    if len(found) > 2:
+        raise UserError(f"{len(found)} classes have images in {scan.root} ({', '.join(found)}): the "
+                        "pipeline is binary, so keep exactly two class sub-folders.")
+    if spec.positive_class not in found:
+        raise UserError(f"POSITIVE_CLASS {spec.positive_class!r} is not one of the classes found in "
+                        f"{scan.root}: use {found[0]!r} or {found[1]!r}.")
+
+
+# ---------------------------------------------------------------- duplicates
+
+def near_duplicate_groups(phashes: Sequence[str], max_distance: int = 4,
+                          mirrored: Sequence[str] | None = None) -> list[int]:
+    """A cluster id per row: rows whose perceptual hashes differ in at most ``max_distance``
+    bits are linked (with ``mirrored``, the hashes of the left-right flipped images, a row is
+    also linked to the flipped copies of others), clusters are the connected components; ids
+    number clusters in order of their first row (0, 1, ...), so a singleton has its own id."""
+    if len(phashes) == 0:
+        return []
+    words = _hash_words(phashes)
+    pairs = [_close_pairs(words, words, max_distance)]
+    if mirrored is not None:
+        pairs.append(_close_pairs(words, _hash_words(mirrored), max_distance))
+    rows, cols = (np.concatenate(p) for p in zip(*pairs))
+    graph = sparse.coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(len(words),) * 2)
+    _, labels = connected_components(graph, directed=False)
+    return pd.factorize(labels)[0].tolist()  # numbered in order of first appearance
+
+
+def _hash_words(phashes: Sequence[str]) -> np.ndarray:
+    """64-bit hex hashes as uint64 (one word per row)."""
+    if any(len(h) != 16 for h in phashes):
+        raise ValueError("near_duplicate_groups expects 64-bit perceptual hashes (16 hex digits)")
+    return np.array([int(h, 16) for h in phashes], dtype=np.uint64)
+
+
+def _close_pairs(a: np.ndarray, b: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of a, rows of b) of all pairs within ``max_distance`` bits.
+
+    Hand-written XOR + popcount in row blocks of ~16M pairs: scikit-learn's hamming radius
+    search takes ~40 s for 20,000 hashes where this takes ~1.5 s.
+    """
+    block = max(1, 2**24 // len(b))
+    rows, cols = [], []
+    for start in range(0, len(a), block):
+        r, c = np.nonzero(np.bitwise_count(a[start:start + block, None] ^ b[None, :]) <= max_distance)
+        rows.append(r + start)
+        cols.append(c)
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+# ---------------------------------------------------------------- audit
+
+def audit(index_df: pd.DataFrame, skipped_df: pd.DataFrame, max_distance: int = 4
+          ) -> dict[str, pd.DataFrame]:
+    """Audit tables: classes, formats, modes, sizes, skipped, exact and near duplicates,
+    patients (when known) and a summary (item, value)."""
+    tables = {
+        "classes": _class_table(index_df),
+        "formats": _count_table(index_df, "format"),
+        "modes": _count_table(index_df, "mode"),
+        "sizes": _size_table(index_df),
+        "skipped": skipped_df.reset_index(drop=True),
+        "exact_duplicates": _group_table(index_df, index_df.groupby("md5", sort=False).ngroup().to_numpy()),
+        "near_duplicates": _group_table(index_df, np.asarray(near_duplicate_groups(
+            index_df["phash"].tolist(), max_distance, index_df["phash_mirror"].tolist()), dtype=int)),
+    }
+    if (index_df["patient"] != "").any():
+        tables["patients"] = _patient_table(index_df)
+    tables["summary"] = _summary(index_df, tables, max_distance)
+    return tables
+
+
+def _with_total(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+def _class_table(index_df: pd.DataFrame) -> pd.DataFrame:
+    """Images per label (per official split when there is one) and each label's share."""
+    if (index_df["official_split"] != "").any():
+        table = pd.crosstab(index_df["label"], index_df["official_split"])
+        table = _with_total(table[[s for s in OFFICIAL_SPLITS if s in table]])
+    else:
+        table = index_df["label"].value_counts().sort_index().to_frame("total")
+    table["share_%"] = (100 * table["total"] / table["total"].sum()).round(1)
+    return table.rename_axis("label").reset_index()
+
+
+def _count_table(index_df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Images per value of ``column`` and label."""
+    return _with_total(pd.crosstab(index_df[column], index_df["label"])).reset_index()
+
+
+def _size_table(index_df: pd.DataFrame) -> pd.DataFrame:
+    """Width and height (min, median, max) per label and overall, and how many distinct sizes."""
+    def summary(df: pd.DataFrame) -> dict[str, Any]:
+        out: dict[str, Any] = {"images": len(df)}
+        for dim in ("width", "height"):
+            out |= {f"{dim}_min": df[dim].min(), f"{dim}_median": df[dim].median(), f"{dim}_max": df[dim].max()}
+        out["distinct_sizes"] = len(df.groupby(["width", "height"]))
+        return out
+    rows = [{"label": label, **summary(df)} for label, df in index_df.groupby("label")]
+    return pd.DataFrame(rows + [{"label": "all", **summary(index_df)}])
+
+
+def _group_table(index_df: pd.DataFrame, cluster: np.ndarray) -> pd.DataFrame:
+    """The rows of clusters holding more than one image: group (1, 2, ... in row order), size,
+    path, label, official split, md5, phash."""
+    sizes = np.bincount(cluster, minlength=1)
+    keep = sizes[cluster] > 1
+    df = index_df.loc[keep, ["path", "label", "official_split", "md5", "phash"]].copy()
+    df.insert(0, "group", pd.factorize(cluster[keep])[0] + 1)
+    df.insert(1, "size", sizes[cluster[keep]])
+    return df.sort_values(["group", "path"], ignore_index=True)
+
+
+def _patient_table(index_df: pd.DataFrame) -> pd.DataFrame:
+    """Patients per label and how their images spread (chest X-ray)."""
+    known = index_df[index_df["patient"] != ""]
+    per = known.groupby(["label", "patient"]).size()
+    table = per.groupby(level="label").agg(patients="size", images="sum", max_images_per_patient="max",
+                                           patients_with_several_images=lambda s: int((s > 1).sum()))
+    return table.reset_index()
+
+
+def _spread(groups: pd.DataFrame, column: str) -> int:
+    """Groups whose images carry more than one value of ``column``."""
+    return int((groups.groupby("group")[column].nunique() > 1).sum()) if len(groups) else 0
+
+
+def _summary(index_df: pd.DataFrame, tables: dict[str, pd.DataFrame], max_distance: int) -> pd.DataFrame:
+    exact, near = tables["exact_duplicates"], tables["near_duplicates"]
+    items: dict[str, Any] = {"images": len(index_df), "skipped": len(tables["skipped"])}
+    items |= {f"class_{label}": int(n) for label, n in index_df["label"].value_counts().sort_index().items()}
+    items |= {
+        "exact_duplicate_groups": int(exact["group"].nunique()),
+        "exact_duplicate_extra_copies": len(exact) - int(exact["group"].nunique()),
+        "exact_duplicate_groups_across_labels": _spread(exact, "label"),
+        "near_duplicate_max_distance": max_distance,
+        "near_duplicate_groups": int(near["group"].nunique()),
+        "images_in_near_duplicate_groups": len(near),
+        "largest_near_duplicate_group": int(near["size"].max()) if len(near) else 0,
+        "near_duplicate_groups_across_labels": _spread(near, "label"),
+    }
+    if (index_df["official_split"] != "").any():
+        items["exact_duplicate_groups_across_official_splits"] = _spread(exact, "official_split")
+        items["near_duplicate_groups_across_official_splits"] = _spread(near, "official_split")
+    if "patients" in tables:
+        items["patients"] = int(tables["patients"]["patients"].sum())
+    return pd.DataFrame({"item": list(items), "value": list(items.values())})
+
+
+def describe_audit(tables: Mapping[str, pd.DataFrame]) -> str:
+    """The audit's findings in two sentences, for the end of notebook 01."""
+    s = dict(zip(tables["summary"]["item"], tables["summary"]["value"]))
+    classes = ", ".join(f"{k[len('class_'):]} {v}" for k, v in s.items() if k.startswith("class_"))
+    patients = f" from {s['patients']} patients" if "patients" in s else ""
+    return (f"{s['images']} readable images{patients} ({classes}), {s['skipped']} skipped. "
+            f"{s['exact_duplicate_groups']} groups of byte-identical files "
+            f"({s['exact_duplicate_extra_copies']} extra copies, {s['exact_duplicate_groups_across_labels']} "
+            f"with conflicting labels) and {s['near_duplicate_groups']} near-duplicate groups "
+            f"(perceptual hash within {s['near_duplicate_max_distance']} bits, "
+            f"{s['images_in_near_duplicate_groups']} images, largest {s['largest_near_duplicate_group']}, "
+            f"{s['near_duplicate_groups_across_labels']} across labels): the split keeps each group "
+            "on one side.")
+
+
+def example_images(index_df: pd.DataFrame, data_dir: Path, per_class: int = 6,
+                   seed: int = 42) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """A few random images per label, read as grayscale: {label: [(file name, image)]}."""
+    out = {}
+    for label, rows in index_df.groupby("label"):
+        picked = rows.sample(min(per_class, len(rows)), random_state=seed).sort_values("path")
+        out[str(label)] = [(Path(p).name, read_image(Path(data_dir) / p)) for p in picked["path"]]
+    return out
+
+
+def duplicate_examples(groups: pd.DataFrame, data_dir: Path, max_groups: int = 4,
+                       per_group: int = 4) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Images of a few duplicate groups (a ``near_duplicates`` / ``exact_duplicates`` audit
+    table), groups of different files first: {"group g (labels)": [(name + md5, image)]}."""
+    distinct = groups.groupby("group")["md5"].nunique().sort_values(ascending=False, kind="stable")
+    out = {}
+    for g in distinct.index[:max_groups]:
+        rows = groups[groups["group"] == g].head(per_group)
+        key = f"group {g} ({', '.join(sorted(rows['label'].unique()))})"
+        out[key] = [(f"{Path(p).name}\n{m[:6]}", read_image(Path(data_dir) / p))
+                    for p, m in zip(rows["path"], rows["md5"])]
+    return out
+
+
+# ---------------------------------------------------------------- on disk
+
+def audit_dir(layout: Layout) -> Path:
+    return layout.results("audit")
+
+
+def save_index(layout: Layout, spec: DatasetSpec, data_dir: Path,
+               index_df: pd.DataFrame, skipped_df: pd.DataFrame) -> Path:
+    """Write index.csv, skipped.csv and index.json (where the data came from) for later phases."""
+    out = audit_dir(layout)
+    out.mkdir(parents=True, exist_ok=True)
+    index_df.to_csv(out / "index.csv", index=False)
+    skipped_df.to_csv(out / "skipped.csv", index=False)
+    save_json({"dataset": spec.name, "data_dir": str(Path(data_dir).resolve()),
+               "positive_class": spec.positive_class, "labels": sorted(index_df["label"].unique()),
+               "kaggle_slug": spec.kaggle_slug, "crop": spec.crop,
+               "images": len(index_df), "skipped": len(skipped_df)}, out / "index.json")
+    return out / "index.csv"
+
+
+def load_index(layout: Layout, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The index notebook 01 wrote (INDEX_COLUMNS, sorted by path; index.json in ``.attrs``).
+
+    With ``data_dir``, also checks that the index was built from that folder.
+    """
+    path = audit_dir(layout) / "index.csv"
+    if not path.is_file():
+        raise UserError(f"No image index for {layout.dataset} at {path}: run notebook 01 "
+                        "(01_download_data) first with the same DATASET, DATA_DIR and ROOT.")
+    text_columns = [c for c in INDEX_COLUMNS if c not in ("width", "height", "bytes")]
+    df = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
+    info_path = path.with_suffix(".json")
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if data_dir is not None and info.get("data_dir") != str(Path(data_dir).resolve()):
+        raise UserError(f"The index at {path} was built from {info.get('data_dir')}, not {data_dir}: "
+                        "run notebook 01 again with this DATA_DIR.")
+    df.attrs.update(info)
+    return df
+
+
+def save_audit(layout: Layout, tables: Mapping[str, pd.DataFrame], figures: Mapping[str, Any]) -> Path:
+    """Write every table as <name>.csv, the summary also as summary.json, and every figure
+    as <name>.png under ``layout.results("audit")``; returns that folder."""
+    from .plots import save_figure
+
+    out = audit_dir(layout)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    summary = tables["summary"]
+    save_json({k: (v.item() if isinstance(v, np.generic) else v)
+               for k, v in zip(summary["item"], summary["value"])}, out / "summary.json")
+    for name, fig in figures.items():
+        save_figure(fig, out / f"{name}.png")
+    return out
