@@ -591,11 +591,13 @@ def describe_audit(tables: Mapping[str, pd.DataFrame]) -> str:
     s = dict(zip(tables["summary"]["item"], tables["summary"]["value"]))
     classes = ", ".join(f"{k[len('class_'):]} {v}" for k, v in s.items() if k.startswith("class_"))
     patients = f" from {s['patients']} patients" if "patients" in s else ""
+    distance = s["near_duplicate_max_distance"]
+    near = f"within {distance} bits" if distance else "identical"
     return (f"{s['images']} readable images{patients} ({classes}), {s['skipped']} skipped. "
             f"{s['exact_duplicate_groups']} groups of byte-identical files "
             f"({s['exact_duplicate_extra_copies']} extra copies, {s['exact_duplicate_groups_across_labels']} "
             f"with conflicting labels) and {s['near_duplicate_groups']} near-duplicate groups "
-            f"(perceptual hash within {s['near_duplicate_max_distance']} bits, "
+            f"(perceptual hashes of the image or its mirror image {near}: "
             f"{s['images_in_near_duplicate_groups']} images, largest {s['largest_near_duplicate_group']}, "
             f"{s['near_duplicate_groups_across_labels']} across labels): the split keeps each group "
             "on one side.")
