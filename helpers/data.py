@@ -338,9 +338,10 @@ def _decode(data: bytes) -> tuple[np.ndarray, str, str, tuple[int, int]]:
         raise UnreadableImageError("not an image (content not recognised)") from None
     except Image.DecompressionBombError as exc:
         raise UnreadableImageError(f"too large to decode safely ({exc})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file can make a decoder raise anything
         reason = "truncated image" if "truncated" in str(exc).lower() else "corrupt image"
-        raise UnreadableImageError(f"{reason} ({exc})") from None
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise UnreadableImageError(f"{reason} ({detail})") from None
 
 
 def _to_gray(img: Image.Image) -> np.ndarray:
