@@ -1,0 +1,174 @@
+"""torchvision ResNet50 with the thesis head (the mirror of the Keras baseline's model),
+its weights, what each training phase trains, and one training step.
+
+Only torch and torchvision here, so a benchmark on a bare GPU machine can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import ResNet50_Weights, resnet50
+
+from .errors import UserError
+
+# WEIGHTS values (any case) naming torchvision's ImageNet weights; "imagenet" = V1, which
+# matches the Keras ImageNet weights' training recipe.
+WEIGHT_NAMES = {"imagenet": "IMAGENET1K_V1", "imagenet1k_v1": "IMAGENET1K_V1",
+                "imagenet1k_v2": "IMAGENET1K_V2"}
+
+
+def is_pretrained(weights: str) -> bool:
+    """Whether ``weights`` asks for trained backbone weights (anything but "none")."""
+    return str(weights).lower() != "none"
+
+
+class ResNet50Classifier(nn.Module):
+    """ResNet50 -> global average pooling -> Linear 1024 ReLU -> Dropout 0.5 -> Linear 512
+    ReLU -> Dropout 0.3 -> Linear 1: one logit per image.
+
+    ``pretrained`` decides what phase 1 trains; while ``frozen_bn`` is set, ``train()``
+    keeps every BatchNorm layer in inference mode (Keras: ``training=False``).
+    """
+
+    def __init__(self, pretrained: bool) -> None:
+        super().__init__()
+        self.pretrained = pretrained
+        self.frozen_bn = False
+        self.backbone = resnet50()
+        self.backbone.fc = nn.Identity()  # torchvision's avgpool is the global average pooling
+        self.head = nn.Sequential(nn.Linear(2048, 1024), nn.ReLU(), nn.Dropout(0.5),
+                                  nn.Linear(1024, 512), nn.ReLU(), nn.Dropout(0.3),
+                                  nn.Linear(512, 1))
+        for layer in self.head:
+            if isinstance(layer, nn.Linear):  # Keras Dense defaults: Glorot uniform, zero bias
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images)).squeeze(1)
+
+    def train(self, mode: bool = True) -> "ResNet50Classifier":
+        super().train(mode)
+        if mode and self.frozen_bn:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+
+def _download(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's state dict ``name``, from the hub cache or downloaded into it."""
+    weights = ResNet50_Weights[name]
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except OSError as error:  # URLError offline, or a cache folder that cannot be written
+        folder = Path(torch.hub.get_dir()) / "checkpoints"
+        raise UserError(
+            f"Could not download the {name} ResNet50 weights ({type(error).__name__}: {error}): "
+            f"put {weights.url.rsplit('/', 1)[-1]} (from {weights.url}) under {folder}, or pass "
+            f"WEIGHTS=<path to a ResNet50 .pth file>, or WEIGHTS=none to train from random "
+            f"weights.") from error
+
+
+def backbone_state(weights: str) -> dict[str, torch.Tensor]:
+    """ImageNet weights of torchvision's ResNet50: a name of WEIGHT_NAMES or a local .pth file."""
+    name = WEIGHT_NAMES.get(str(weights).lower())
+    if name is not None:
+        return _download(name)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise UserError(f"WEIGHTS={weights!r} is no file and not one of imagenet, IMAGENET1K_V1, "
+                        f"IMAGENET1K_V2, none: pass one of those or the path of a ResNet50 .pth file.")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def build_model(weights: str = "none") -> ResNet50Classifier:
+    """The classifier with ImageNet (or a file's) backbone weights, or random ones for "none"."""
+    model = ResNet50Classifier(pretrained=is_pretrained(weights))
+    if model.pretrained:
+        state = {k: v for k, v in backbone_state(weights).items() if not k.startswith("fc.")}
+        try:
+            model.backbone.load_state_dict(state)
+        except RuntimeError as error:
+            raise UserError(f"WEIGHTS={weights!r} does not hold torchvision ResNet50 weights "
+                            f"({str(error).splitlines()[0]}): pass a resnet50 .pth state dict.") from error
+    return model
+
+
+def configure_phase(model: ResNet50Classifier, phase: int) -> list[nn.Parameter]:
+    """Set what trains in ``phase`` (1 or 2) and return those parameters.
+
+    Phase 1: the head with the backbone frozen, or, with nothing pretrained, the whole
+    network with BatchNorm training. Phase 2: layer4 + head, every BatchNorm in inference mode.
+    """
+    whole = phase == 1 and not model.pretrained
+    for name, param in model.named_parameters():
+        param.requires_grad = (whole or name.startswith("head.")
+                               or (phase == 2 and name.startswith("backbone.layer4.")))
+    model.frozen_bn = not whole
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else the GPU when there is one, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: bf16 on CUDA where supported, else fp16; None (full precision) on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def seed_torch(seed: int, device: torch.device) -> None:
+    """Seed torch; deterministic kernels on the CPU, cuDNN autotuning on the GPU."""
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    else:
+        torch.use_deterministic_algorithms(True)
+
+
+def to_device(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` on ``device``, channels_last on CUDA."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """A GradScaler that is active only for fp16 autocast."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+
+
+def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, loss_fn: nn.Module,
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               amp: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step; the batch's mean loss and logits, detached (no host sync)."""
+    with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
+        logits = model(images)
+    loss = loss_fn(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach(), logits.detach()
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                   amp: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels (float32, on the CPU) of every batch, in inference mode."""
+    model.eval()
+    logits, labels = [], []
+    for images, y in batches:
+        with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
+            logits.append(model(images).float())
+        labels.append(y)
+    return torch.cat(logits).cpu(), torch.cat(labels).cpu()

@@ -1,0 +1,87 @@
+"""The torch input pipeline: shapes, normalisation, augmentation on train only, seeded order."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers.config import Layout
+from helpers.model_data import read_split_rows
+from helpers.torch_data import MEAN, STD, Augmentation, TorchData, load_datasets, normalize
+
+pytestmark = pytest.mark.torch
+
+
+def first_batch(data: TorchData, split: str, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    return next(iter(data.batches[split].epoch(epoch)))
+
+
+def test_batches_are_normalised_rgb_float32(prepared_layout: Layout) -> None:
+    data = load_datasets(prepared_layout, 32, 8, seed=0)
+    x, y = first_batch(data, "val")
+    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32
+    assert y.dtype == torch.float32 and set(y.tolist()) <= {0.0, 1.0}
+    grey = torch.from_numpy(data.arrays["val"].images[:8]).float()
+    for c in range(3):
+        torch.testing.assert_close(x[:, c], (grey - MEAN[c]) / STD[c])
+    assert torch.equal(y, torch.tensor(data.arrays["val"].labels[:8], dtype=torch.float32))
+    assert [len(data.arrays[s]) for s in ("train", "val", "test")] == [48, 16, 16]
+
+
+def test_augmentation_changes_training_images_only(prepared_layout: Layout) -> None:
+    plain = load_datasets(prepared_layout, 32, 8, seed=3, augment=False)
+    augmented = load_datasets(prepared_layout, 32, 8, seed=3)
+    (xp, yp), (xa, ya) = first_batch(plain, "train"), first_batch(augmented, "train")
+    assert torch.equal(yp, ya)  # same order, different pixels
+    assert not torch.allclose(xp, xa)
+    for split in ("val", "test"):
+        assert torch.equal(first_batch(plain, split)[0], first_batch(augmented, split, epoch=5)[0])
+
+
+def test_each_image_gets_its_own_augmentation() -> None:
+    images = torch.rand(32, 1, 16, 16) * 255
+    generator = torch.Generator().manual_seed(0)
+    identity = Augmentation(rotation=0, shift=0, shear=0, zoom=0, flip=False)
+    torch.testing.assert_close(identity(images, generator), images, atol=1e-3, rtol=0)
+    flipped = Augmentation(rotation=0, shift=0, shear=0, zoom=0, flip=True)(images, generator)
+    mirrored = torch.tensor([torch.allclose(f, i.flip(-1), atol=1e-3) for f, i in zip(flipped, images)])
+    kept = torch.tensor([torch.allclose(f, i, atol=1e-3) for f, i in zip(flipped, images)])
+    assert torch.all(mirrored ^ kept) and 0 < int(mirrored.sum()) < 32
+    rotated = Augmentation()(images, generator)
+    assert len({tuple(np.round(r.flatten()[:8].tolist(), 3)) for r in rotated}) == 32
+
+
+def test_seeded_order_is_reproducible_per_epoch_and_across_workers(prepared_layout: Layout) -> None:
+    def epoch_of(data: TorchData, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return list(data.batches["train"].epoch(epoch))
+
+    a = load_datasets(prepared_layout, 32, 8, seed=7)
+    b = load_datasets(prepared_layout, 32, 8, seed=7, num_workers=2)
+    assert len(a.batches["train"]) == 6
+    for (xa, ya), (xb, yb) in zip(epoch_of(a, 3), epoch_of(b, 3), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    labels = [torch.cat([y for _, y in epoch_of(a, e)]) for e in (3, 4)]
+    assert not torch.equal(*labels) and sorted(labels[0].tolist()) == sorted(labels[1].tolist())
+
+
+def test_oversampled_training_rows(prepared_layout: Layout, tmp_path: Path) -> None:
+    layout = Layout.of("toy", tmp_path)
+    shutil.copytree(prepared_layout.root / "data", tmp_path / "data")
+    rows = read_split_rows(layout, "train")
+    pd.concat([rows, rows[rows["label_id"] == 1]]).to_csv(layout.ros_csv, index=False)
+    data = load_datasets(layout, 32, 8, seed=0, ros=True)
+    assert len(data.arrays["train"]) == 64 and int(data.arrays["train"].labels.sum()) == 32
+    assert len(data.arrays["val"]) == 16
+    assert len(data.batches["train"]) == 8
+
+
+def test_normalize_maps_black_and_white_to_imagenet_extremes() -> None:
+    x = normalize(torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1))
+    assert x.shape == (2, 3, 1, 1)
+    torch.testing.assert_close(x[0].flatten(), torch.tensor([-m / s for m, s in zip(MEAN, STD)]))
+    torch.testing.assert_close(x[1].flatten(), torch.tensor([(255 - m) / s for m, s in zip(MEAN, STD)]))
