@@ -99,16 +99,28 @@ def build_model(weights: str = "none") -> ResNet50Classifier:
     return model
 
 
+def phase1_trains(model: ResNet50Classifier) -> str:
+    """What phase 1 trains, in words (for the log and the run's config)."""
+    return "the head (backbone frozen)" if model.pretrained else "the whole network (weights none)"
+
+
+PHASE2_TRAINS = "the layer4 convolutions (BatchNorm frozen, in inference mode) and the head"
+
+
 def configure_phase(model: ResNet50Classifier, phase: int) -> list[nn.Parameter]:
-    """Set what trains in ``phase`` (1 or 2) and return those parameters.
+    """Set what trains in ``phase`` (1 or 2) and return those parameters (as the Keras side).
 
     Phase 1: the head with the backbone frozen, or, with nothing pretrained, the whole
-    network with BatchNorm training. Phase 2: layer4 + head, every BatchNorm in inference mode.
+    network with BatchNorm training (a frozen random backbone would feed the head noise).
+    Phase 2: the layer4 convolutions and the head; every BatchNorm frozen, in inference mode.
     """
     whole = phase == 1 and not model.pretrained
-    for name, param in model.named_parameters():
-        param.requires_grad = (whole or name.startswith("head.")
-                               or (phase == 2 and name.startswith("backbone.layer4.")))
+    model.requires_grad_(whole)
+    model.head.requires_grad_(True)
+    if phase == 2:
+        for module in model.backbone.layer4.modules():
+            if isinstance(module, nn.Conv2d):
+                module.requires_grad_(True)
     model.frozen_bn = not whole
     return [p for p in model.parameters() if p.requires_grad]
 

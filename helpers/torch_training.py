@@ -29,9 +29,9 @@ from tqdm import tqdm
 from .config import Profile
 from .errors import UserError
 from .torch_data import TorchData
-from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
-                           grad_scaler, is_pretrained, predict_logits, seed_torch, to_device,
-                           train_step)
+from .torch_models import (PHASE2_TRAINS, ResNet50Classifier, amp_dtype, build_model,
+                           configure_phase, grad_scaler, is_pretrained, phase1_trains,
+                           predict_logits, seed_torch, to_device, train_step)
 
 RUN = "torch_baseline"
 MIN_LR = 1e-7
@@ -68,6 +68,14 @@ class TrainResult:
     history: pd.DataFrame
     best_epoch: int
     checkpoint_dir: Path
+
+    def config(self) -> dict[str, Any]:
+        """What the run's config.json should record about training (as the Keras side)."""
+        best = self.history.set_index("epoch").loc[self.best_epoch]
+        return {"best_epoch": self.best_epoch, "best_phase": int(best["phase"]),
+                "best_val_loss": float(best["val_loss"]),
+                "checkpoint": str(self.checkpoint_dir / "best.pt"),
+                "phase1_trains": phase1_trains(self.model), "phase2_trains": PHASE2_TRAINS}
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:
@@ -193,8 +201,10 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
 
     ``loss`` defaults to BCEWithLogitsLoss; ``resume`` continues from ``last.pt`` in
     ``checkpoint_dir`` when there is one (False starts afresh); ``on_epoch_end`` gets each
-    epoch's history row after its checkpoint is written.
+    epoch's history row after its checkpoint is written. A phase with 0 epochs is skipped.
     """
+    if profile.epochs_head <= 0 and profile.epochs_finetune <= 0:
+        raise UserError("Both EPOCHS_HEAD and EPOCHS_FINETUNE are 0: set at least one above 0.")
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
     device = data.batches["train"].device
@@ -206,6 +216,7 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
              else build_model(profile.weights))
     model = to_device(model, device)
     history: list[dict[str, Any]] = list(resumed["history"]) if resumed else []
+    print(f"Phase 1 trains {phase1_trains(model)}; phase 2 {PHASE2_TRAINS}.")
     phases = ((1, profile.epochs_head, profile.lr_head), (2, profile.epochs_finetune, profile.lr_finetune))
     for phase, epochs, lr in phases:
         if resumed and resumed["phase"] > phase:
@@ -219,8 +230,6 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
             done, resumed = resumed["phase_epochs"], None
         elif phase == 2 and (directory / "best.pt").exists():
             model.load_state_dict(_load(directory / "best.pt")["model"])
-        if phase == 1 and not model.pretrained and done < epochs:
-            print("WEIGHTS=none: nothing is pretrained, so phase 1 trains the whole network.")
         while done < epochs and not state.stopper.stop:
             row = _fit_epoch(model, data, state, loss_fn, len(history) + 1, phase)
             if row["val_loss"] < min((r["val_loss"] for r in history), default=math.inf):

@@ -33,10 +33,12 @@ def batchnorm_training(model: nn.Module) -> set[bool]:
     return {m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
 
 
-def test_phases_train_the_head_then_layer4_with_batchnorm_in_inference_mode() -> None:
+def test_phases_train_the_head_then_layer4_convolutions_with_batchnorm_frozen() -> None:
     model = ResNet50Classifier(pretrained=True)
     head = {n for n, _ in model.named_parameters() if n.startswith("head.")}
-    layer4 = {n for n, _ in model.named_parameters() if n.startswith("backbone.layer4.")}
+    layer4 = {f"backbone.layer4.{n}.weight" for n, m in model.backbone.layer4.named_modules()
+              if isinstance(m, nn.Conv2d)}
+    assert len(layer4) == 10  # 3 blocks x 3 convolutions + the downsampling one
     configure_phase(model, 1)
     assert trainable(model) == head and batchnorm_training(model.train()) == {False}
     params = configure_phase(model, 2)

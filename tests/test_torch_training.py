@@ -60,6 +60,9 @@ def test_training_writes_checkpoints_and_history(uninterrupted: TrainResult) -> 
     assert uninterrupted.best_epoch == history.loc[history["val_loss"].idxmin(), "epoch"]
     assert {p.name for p in uninterrupted.checkpoint_dir.iterdir()} == {"best.pt", "last.pt"}
     assert not uninterrupted.model.training
+    config = uninterrupted.config()
+    assert config["best_epoch"] == uninterrupted.best_epoch and config["best_phase"] in (1, 2)
+    assert config["phase1_trains"] == "the whole network (weights none)"
 
 
 def test_same_seed_twice_gives_identical_results(uninterrupted: TrainResult, data: TorchData,
