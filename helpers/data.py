@@ -365,9 +365,20 @@ def _index_file(path: str) -> dict[str, Any] | str:
         gray, fmt, mode, (width, height) = _decode(data)
     except (UnreadableImageError, OSError) as exc:
         return str(exc)
-    return {"md5": hashlib.md5(data).hexdigest(), "phash": str(imagehash.phash(Image.fromarray(gray))),
-            "phash_mirror": str(imagehash.phash(Image.fromarray(gray[:, ::-1]))),
+    phash, phash_mirror = perceptual_hashes(gray)
+    return {"md5": hashlib.md5(data).hexdigest(), "phash": phash, "phash_mirror": phash_mirror,
             "width": width, "height": height, "format": fmt, "mode": mode, "bytes": len(data)}
+
+
+def perceptual_hashes(gray: np.ndarray) -> tuple[str, str]:
+    """imagehash.phash of the image and of its left-right mirror image, as hex strings.
+
+    Both come from one 32 x 32 LANCZOS thumbnail, the size phash itself resizes to (its
+    hash_size 8 x highfreq_factor 4), which gives the same hashes for less work.
+    """
+    small = Image.fromarray(gray).resize((32, 32), Image.Resampling.LANCZOS)
+    return (str(imagehash.phash(small)),
+            str(imagehash.phash(small.transpose(Image.Transpose.FLIP_LEFT_RIGHT))))
 
 
 def _run_parallel(paths: list[str], workers: int | None) -> list[dict[str, Any] | str]:
