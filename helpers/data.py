@@ -37,7 +37,7 @@ OFFICIAL_SPLITS = ("train", "val", "test")
 SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})  # compared lower-case
 SYSTEM_DIRS = frozenset({"__MACOSX"})
 EMPTY_FOLDER = "empty class folder (no files)"
-_MIN_FILES_FOR_PROCESSES = 1000  # starting worker processes (~2 s) costs what ~1,000 files take on one core
+_MIN_FILES_FOR_PROCESSES = 1000  # starting workers (~2 s) costs what ~1,000 files take on one core
 _CHEST_PATIENT = re.compile(r"^(person\d+|(?:NORMAL2-)?IM-\d+)")
 
 
@@ -62,8 +62,8 @@ class DatasetSpec:
     crop: str = "center"  # "center" (chest X-ray) or "foreground" (MRI)
     has_official_split: bool = False  # train/val/test folders name an official split
     expected_layout: str = "<data dir>/<class>/<image>, one sub-folder per class"
-    # perceptual-hash bits (of 64) within which two images count as near-duplicates; chest
-    # films of different children already differ by only 2-4 bits, so there only identical hashes
+    # perceptual-hash bits (of 64) within which two images count as near-duplicates; films of
+    # different children can be 2-4 bits apart, so chest_xray links identical hashes only
     near_duplicate_distance: int = 4
 
     @property
@@ -544,7 +544,7 @@ def _size_table(index_df: pd.DataFrame) -> pd.DataFrame:
     def summary(df: pd.DataFrame) -> dict[str, Any]:
         out: dict[str, Any] = {"images": len(df)}
         for dim in ("width", "height"):
-            out |= {f"{dim}_min": df[dim].min(), f"{dim}_median": df[dim].median(), f"{dim}_max": df[dim].max()}
+            out |= {f"{dim}_{stat}": df[dim].agg(stat) for stat in ("min", "median", "max")}
         out["distinct_sizes"] = len(df.groupby(["width", "height"]))
         return out
     rows = [{"label": label, **summary(df)} for label, df in index_df.groupby("label")]

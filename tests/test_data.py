@@ -48,7 +48,8 @@ def test_chest_patient_id_follows_design_examples(name: str, patient: str | None
 def test_registry_specs() -> None:
     assert set(REGISTRY) == {"chest_xray", "brain_tumor", "brain_mri"}
     chest = get_spec("chest_xray")
-    assert (chest.positive_class, chest.labels, chest.crop) == ("PNEUMONIA", ["NORMAL", "PNEUMONIA"], "center")
+    assert chest.positive_class == "PNEUMONIA" and chest.labels == ["NORMAL", "PNEUMONIA"]
+    assert chest.crop == "center"
     assert chest.kaggle_slug == "paultimothymooney/chest-xray-pneumonia" and chest.has_official_split
     mri = get_spec("brain_mri")
     assert mri.class_folders == {"glioma": "Tumor", "meningioma": "Tumor", "pituitary": "Tumor",
@@ -299,7 +300,8 @@ def test_index_messy_folder_skips_each_bad_file_with_reason(messy_folder: Path) 
     assert meta.loc["well/png_named.jpg", "format"] == "PNG"
     assert meta.loc["well/deep16.png", "mode"].startswith("I;16")
     assert meta.loc["sick/scan16.tif", "format"] == "TIFF"
-    assert set(meta.loc[["well/mode_L.png", "well/mode_P.png", "well/mode_RGBA.png"], "mode"]) == {"L", "P", "RGBA"}
+    modes = meta.loc[["well/mode_L.png", "well/mode_P.png", "well/mode_RGBA.png"], "mode"]
+    assert set(modes) == {"L", "P", "RGBA"}
     assert (index[["official_split", "patient"]] == "").all().all()
     assert index["md5"].str.fullmatch(r"[0-9a-f]{32}").all()
     for path, phash, mirror in index[["path", "phash", "phash_mirror"]].itertuples(index=False):
@@ -337,6 +339,10 @@ def test_index_stops_with_one_sentence(tmp_path: Path, messy_folder: Path) -> No
         (broken / label).mkdir(parents=True)
         (broken / label / "x.jpg").write_bytes(b"")
     cases["nothing readable"] = (broken, "No readable images")
+    hollow = tmp_path / "hollow"
+    for label in ("sick", "well"):
+        (hollow / label).mkdir(parents=True)
+    cases["no images at all"] = (hollow, "No readable images.*empty class folder")
     for name, (folder, message) in cases.items():
         with pytest.raises(UserError, match=message) as err:
             index_images(spec, folder)
