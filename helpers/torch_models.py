@@ -139,6 +139,14 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def describe_device(device: torch.device) -> str:
+    """The device and its precision, in words."""
+    if device.type != "cuda":
+        return f"{device}: full precision (float32)"
+    return (f"{device} ({torch.cuda.get_device_name(device)}): autocast "
+            f"{str(amp_dtype(device)).removeprefix('torch.')}, channels_last")
+
+
 def seed_torch(seed: int, device: torch.device) -> None:
     """Seed torch; deterministic kernels on the CPU, cuDNN autotuning on the GPU."""
     torch.manual_seed(seed)
