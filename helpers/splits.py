@@ -71,12 +71,18 @@ def leakage_groups(patient: pd.Series, md5: pd.Series, near_dup: pd.Series) -> n
     return pd.factorize(component[:n])[0]
 
 
-def _near_duplicate_clusters(phash: pd.Series) -> pd.Series:
-    """Near-duplicate cluster per row; rows without a perceptual hash are clusters of one."""
+def _near_duplicate_clusters(phash: pd.Series, mirror: pd.Series | None,
+                             max_distance: int) -> pd.Series:
+    """Near-duplicate cluster per row (mirrored copies included when their hashes are known);
+    rows without a perceptual hash are clusters of one."""
     clusters = pd.Series([f"row{i}" for i in range(len(phash))], index=phash.index)
     known = phash != ""
+    if mirror is not None:
+        known &= mirror != ""
     if known.any():
-        clusters[known] = [str(c) for c in near_duplicate_groups(phash[known].tolist())]
+        mirrored = None if mirror is None else mirror[known].tolist()
+        groups = near_duplicate_groups(phash[known].tolist(), max_distance, mirrored=mirrored)
+        clusters[known] = [str(c) for c in groups]
     return clusters
 
 
@@ -135,7 +141,8 @@ def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "ra
     text = ["label", "official_split", "patient", "md5", "phash"]
     df[text] = df[text].fillna("").astype(str)
     df["label_id"] = fit_label_encoder(df["label"], spec.positive_class).transform(df["label"])
-    df["near_dup"] = _near_duplicate_clusters(df["phash"])
+    mirror = df["phash_mirror"].fillna("").astype(str) if "phash_mirror" in df else None
+    df["near_dup"] = _near_duplicate_clusters(df["phash"], mirror, spec.near_duplicate_distance)
     df["group"] = leakage_groups(df["patient"], df["md5"], df["near_dup"])
     if protocol == "random":
         df["split"] = _random_split(df["label_id"].to_numpy(), df["group"].to_numpy(), seed,

@@ -13,8 +13,8 @@ from helpers.config import REPO_ROOT, Layout
 from helpers.data import chest_patient_id, get_spec
 from helpers.errors import UserError
 from helpers.plots import plot_split_counts
-from helpers.splits import (COLUMNS, fit_label_encoder, leakage_groups, load_split, make_split,
-                            oversample_train, split_config, write_oversampled, write_split)
+from helpers.splits import (COLUMNS, _near_duplicate_clusters, fit_label_encoder,
+                            leakage_groups, load_split, make_split, oversample_train, split_config, write_oversampled, write_split)
 
 MANIFEST = REPO_ROOT.parent / "shared" / "datasets" / "chest_xray_224" / "manifest.csv"
 
@@ -194,3 +194,17 @@ def test_oversampling_balances_train_only(tmp_path: Path, index: pd.DataFrame, s
                                               dtype={"md5": str}), ros, check_dtype=False)
     fig = plot_split_counts(df, ros)
     assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 6
+
+
+def test_near_duplicates_use_the_spec_distance_and_mirrored_copies() -> None:
+    base, flipped = 0x0F0F_0F0F_0F0F_0F0F, 0xF0F0_F0F0_F0F0_F0F0
+    index = pd.DataFrame({
+        "path": ["a.png", "b.png", "c.png", "d.png"], "label": ["Healthy", "Healthy", "Tumor", "Tumor"],
+        "official_split": "", "patient": "", "md5": ["1", "2", "3", "4"],
+        "phash": [f"{base:016x}", f"{base ^ 0b11:016x}", f"{flipped:016x}", f"{0x1234:016x}"],
+        "phash_mirror": [f"{flipped:016x}", f"{flipped ^ 0b11:016x}", f"{base:016x}", f"{0x4321:016x}"]})
+    near = get_spec("brain_tumor").near_duplicate_distance
+    brain = _near_duplicate_clusters(index["phash"], index["phash_mirror"], near)
+    assert brain[0] == brain[1] == brain[2] != brain[3]  # 2 bits apart, and a mirrored copy
+    chest = _near_duplicate_clusters(index["phash"], None, get_spec("chest_xray").near_duplicate_distance)
+    assert len(set(chest)) == 4  # chest X-rays: exact perceptual matches only
