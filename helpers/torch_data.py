@@ -9,6 +9,7 @@ and a resumed run needs no loader state.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -108,16 +109,26 @@ class Augmentation:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment float images (B, C, s, s); parameters drawn from ``generator`` (CPU)."""
-        theta = self.matrices(len(images), generator).to(images.device, images.dtype)
+        theta = self.matrices(len(images), generator).to(images.dtype)
+        if images.is_cuda:  # a pinned source copies without waiting for the GPU's queue
+            theta = theta.pin_memory()
+        theta = theta.to(images.device, non_blocking=True)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode=self.fill,
                              align_corners=False)
 
 
+@functools.cache
+def _normalization(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (scale, shift) on ``device``, made once per device."""
+    scale = torch.tensor([1 / s for s in STD]).view(1, 3, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(MEAN, STD)]).view(1, 3, 1, 1)
+    return scale.to(device), shift.to(device)
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """Grey 0-255 (B, 1, s, s) to ImageNet-normalised RGB (B, 3, s, s), in one broadcast."""
-    scale = torch.tensor([1 / s for s in STD], device=images.device).view(1, 3, 1, 1)
-    shift = torch.tensor([-m / s for m, s in zip(MEAN, STD)], device=images.device).view(1, 3, 1, 1)
+    scale, shift = _normalization(images.device)
     return torch.addcmul(shift, images.float(), scale)
 
 

@@ -162,6 +162,11 @@ def to_device(model: nn.Module, device: torch.device) -> nn.Module:
     return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
 
 
+def adam(params: list[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with Keras' epsilon (1e-7); the fused kernel on CUDA."""
+    return torch.optim.Adam(params, lr=lr, eps=1e-7, fused=device.type == "cuda")
+
+
 def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
     """A GradScaler that is active only for fp16 autocast."""
     return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .config import Profile
 from .errors import UserError
 from .torch_data import TorchData
-from .torch_models import (PHASE2_TRAINS, ResNet50Classifier, amp_dtype, build_model,
+from .torch_models import (PHASE2_TRAINS, ResNet50Classifier, adam, amp_dtype, build_model,
                            configure_phase, grad_scaler, is_pretrained, phase1_trains,
                            predict_logits, seed_torch, to_device, train_step)
 
@@ -149,7 +149,7 @@ class _Phase:
     @classmethod
     def start(cls, params: list[nn.Parameter], lr: float, profile: Profile,
               device: torch.device) -> "_Phase":
-        optimizer = torch.optim.Adam(params, lr=lr, eps=1e-7)  # Keras Adam's epsilon
+        optimizer = adam(params, lr, device)
         # Keras reduces after `patience` bad epochs, torch after more than `patience`;
         # Keras' min_delta 1e-4 is an absolute threshold.
         scheduler = ReduceLROnPlateau(optimizer, factor=0.5, patience=profile.lr_patience - 1,

@@ -1,0 +1,205 @@
+"""Throughput of the PyTorch side: input pipeline and training step, in images/s.
+
+    python benchmarks/bench_torch_pipeline.py input [--root ROOT --dataset chest_xray | --data-dir DIR]
+                                                    [--sizes 224 128] [--limit 2048] [--workers 2]
+    python benchmarks/bench_torch_pipeline.py train [--sizes 64 128 224] [--device cpu|cuda]
+                                                    [--synthetic N] [--phase full|head|layer4]
+
+``input`` compares our pipeline (images decoded once into a uint8 tensor, batches gathered
+by index, augmented and normalised per batch) with the seeds' per-item Dataset (a
+DataFrame row per item, PIL open of the raw file, torchvision transforms per image) on the
+same images: the training split of a ROOT prepared by notebooks 01-02 (its cache at each
+size), or a raw Kaggle-layout folder decoded here with OpenCV. ``train`` times full
+training steps (forward, backward, Adam; data loading included) after a few warm-up
+steps: a few batches on the CPU, or a whole epoch of ``--synthetic N`` random images with
+mixed precision and channels_last on CUDA. Every figure is measured ``--repeat`` times
+because the CPU may be shared. No arguments: both, on the bundled sample. Needs only
+torch, torchvision, numpy, pandas, OpenCV and Pillow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
+
+from helpers.config import SAMPLE_DIR, Layout  # noqa: E402
+from helpers.model_data import load_split  # noqa: E402
+from helpers.torch_data import MEAN, STD, Augmentation, ImageArrayDataset, make_batches  # noqa: E402
+from helpers.torch_models import (ResNet50Classifier, adam, amp_dtype,  # noqa: E402
+                                  configure_phase, describe_device, grad_scaler, seed_torch,
+                                  to_device, train_step)
+
+IMAGENET_MEAN = [m / 255 for m in MEAN]
+IMAGENET_STD = [s / 255 for s in STD]
+PHASES = {"full": (False, 1), "head": (True, 1), "layer4": (True, 2)}  # (pretrained, phase)
+
+
+class SeedStyleDataset(Dataset):
+    """Seed document 000's Dataset: ``df.iloc[idx]``, PIL open of the raw file, transforms."""
+
+    def __init__(self, df: pd.DataFrame, transform: Callable) -> None:
+        self.df, self.transform = df, transform
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = self.df.iloc[idx]
+        image = Image.open(row["image_path"]).convert("RGB")
+        return self.transform(image), torch.tensor(row["label"], dtype=torch.float32)
+
+
+def seed_transform(size: int, augmentation: T.RandomAffine | T.RandomRotation) -> T.Compose:
+    return T.Compose([T.Resize((size, size)), T.RandomHorizontalFlip(), augmentation,
+                      T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def our_affine() -> T.RandomAffine:
+    """Our Augmentation's ranges as a per-image torchvision transform."""
+    aug = Augmentation()
+    return T.RandomAffine(aug.rotation, translate=(aug.shift, aug.shift),
+                          scale=(1 - aug.zoom, 1 + aug.zoom),
+                          shear=float(np.degrees(np.arctan(aug.shear))))
+
+
+def load(path: str, size: int) -> np.ndarray:
+    return cv2.resize(cv2.imread(path, cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def train_images(args: argparse.Namespace, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Grey uint8 images (N, size, size), labels and the raw files they came from."""
+    if args.root:
+        layout = Layout.of(args.dataset, args.root)
+        arrays = load_split(layout, "train", size)
+        data_dir = Path(json.loads(layout.split_config.read_text())["data_dir"])
+        n = min(args.limit, len(arrays))
+        return arrays.images[:n], arrays.labels[:n], [str(data_dir / p) for p in arrays.paths[:n]]
+    files = sorted(str(p) for p in Path(args.data_dir).rglob("*.jp*g"))[:args.limit]
+    labels = np.array(["NORMAL" not in f for f in files], dtype=np.int64)
+    return np.stack([load(f, size) for f in files]), labels, files
+
+
+def rate(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], skip: int = 0,
+         sync: Callable[[], None] = lambda: None) -> float:
+    """Images per second over ``batches``, not counting the first ``skip`` ones."""
+    n, start = 0, None
+    for i, (x, _) in enumerate(batches):
+        if i == skip:
+            sync()
+            start = time.perf_counter()
+        if i >= skip:
+            n += len(x)
+    sync()
+    return n / (time.perf_counter() - start)
+
+
+def load_average() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def bench_input(args: argparse.Namespace) -> None:
+    for size in args.sizes:
+        start = time.perf_counter()
+        images, labels, files = train_images(args, size)
+        decode = time.perf_counter() - start
+        print(f"\n{size} px, {len(files)} images, batch {args.batch_size}, {args.workers} workers "
+              f"(ours: one-time decode {decode:.1f} s = {len(files) / decode:.0f} images/s)")
+        ours = make_batches(ImageArrayDataset(images, labels), args.batch_size, seed=0,
+                            shuffle=True, device=torch.device("cpu"), augment=Augmentation(),
+                            num_workers=args.workers)
+        df = pd.DataFrame({"image_path": files, "label": labels})
+        pipelines = {
+            "ours (uint8 tensor, per-batch affine)": lambda e: ours.epoch(e),
+            "seed-style, RandomRotation(20) as seed 000": lambda e: DataLoader(
+                SeedStyleDataset(df, seed_transform(size, T.RandomRotation(20))),
+                args.batch_size, shuffle=True, num_workers=args.workers),
+            "seed-style, our affine per image": lambda e: DataLoader(
+                SeedStyleDataset(df, seed_transform(size, our_affine())),
+                args.batch_size, shuffle=True, num_workers=args.workers),
+        }
+        for name, epoch in pipelines.items():
+            runs = [rate(epoch(e)) for e in range(args.repeat)]
+            print(f"  {name:45s} " + "  ".join(f"{r:8.0f}" for r in runs) + f"  images/s  ({load_average()})")
+
+
+def bench_train(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    seed_torch(0, device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pretrained, phase = PHASES[args.phase]
+    print(f"{describe_device(device)}; {args.phase} fine-tune step, batch {args.batch_size}, "
+          f"{args.workers} workers, {torch.get_num_threads()} threads")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for size in args.sizes:
+        n = args.synthetic or args.batch_size * (args.warmup + args.steps)
+        images = np.random.default_rng(0).integers(0, 256, (n, size, size), dtype=np.uint8)
+        batches = make_batches(ImageArrayDataset(images, np.arange(n) % 2), args.batch_size, seed=0,
+                               shuffle=True, device=device, augment=Augmentation(),
+                               num_workers=args.workers)
+        model = to_device(ResNet50Classifier(pretrained), device)
+        optimizer = adam(configure_phase(model, phase), 1e-4, device)
+        model.train()
+        loss_fn, scaler, amp = nn.BCEWithLogitsLoss(), grad_scaler(device), amp_dtype(device)
+
+        def steps(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+            for x, y in batches.epoch(epoch):
+                train_step(model, x, y, loss_fn, optimizer, scaler, amp)
+                yield x, y
+
+        runs = [rate(steps(e), skip=args.warmup, sync=sync) for e in range(args.repeat)]
+        print(f"  {size:4d} px, {n - args.warmup * args.batch_size} images timed: "
+              + "  ".join(f"{r:8.1f}" for r in runs) + f"  images/s  ({load_average()})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    inp = commands.add_parser("input", help="input pipeline: ours vs the seed-style Dataset")
+    inp.add_argument("--root", help="a ROOT prepared by notebooks 01-02 (cache at each size)")
+    inp.add_argument("--dataset", default="chest_xray")
+    inp.add_argument("--data-dir", default=str(SAMPLE_DIR), help="raw folder, when no --root")
+    inp.add_argument("--sizes", type=int, nargs="+", default=[224, 128])
+    inp.add_argument("--limit", type=int, default=2048, help="at most this many images")
+    inp.add_argument("--workers", type=int, default=2)
+    trn = commands.add_parser("train", help="training-step images/s")
+    trn.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 224])
+    trn.add_argument("--device", default="cpu")
+    trn.add_argument("--phase", choices=PHASES, default="full")
+    trn.add_argument("--synthetic", type=int, default=0,
+                     help="time one epoch of N random images (default: warm-up + steps batches)")
+    trn.add_argument("--warmup", type=int, default=2)
+    trn.add_argument("--steps", type=int, default=3)
+    trn.add_argument("--workers", type=int, default=0)
+    trn.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    for sub in (inp, trn):
+        sub.add_argument("--batch-size", type=int, default=32)
+        sub.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args(argv)
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+          f"{os.cpu_count()} CPUs, {load_average()}")
+    if args.command in ("input", None):
+        bench_input(args if args.command else parser.parse_args(["input"]))
+    if args.command in ("train", None):
+        bench_train(args if args.command else parser.parse_args(["train"]))
+
+
+if __name__ == "__main__":
+    main()
