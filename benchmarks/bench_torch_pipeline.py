@@ -6,7 +6,7 @@
                                                     [--synthetic N] [--phase full|head|layer4]
 
 ``input`` compares our pipeline (images decoded once into a uint8 tensor, batches gathered
-by index, augmented and normalised per batch) with the seeds' per-item Dataset (a
+by index and augmented in uint8 by the loader's workers, then normalised) with the seeds' per-item Dataset (a
 DataFrame row per item, PIL open of the raw file, torchvision transforms per image) on the
 same images: the training split of a ROOT prepared by notebooks 01-02 (its cache at each
 size), or a raw Kaggle-layout folder decoded here with OpenCV. ``train`` times full
@@ -121,12 +121,13 @@ def bench_input(args: argparse.Namespace) -> None:
         decode = time.perf_counter() - start
         print(f"\n{size} px, {len(files)} images, batch {args.batch_size}, {args.workers} workers "
               f"(ours: one-time decode {decode:.1f} s = {len(files) / decode:.0f} images/s)")
-        ours = make_batches(ImageArrayDataset(images, labels), args.batch_size, seed=0,
-                            shuffle=True, device=torch.device("cpu"), augment=Augmentation(),
-                            num_workers=args.workers)
+        dataset = ImageArrayDataset(images, labels, Augmentation())
+        ours = {w: make_batches(dataset, args.batch_size, seed=0, shuffle=True,
+                                device=torch.device("cpu"), num_workers=w)
+                for w in sorted({args.workers, 0})}
         df = pd.DataFrame({"image_path": files, "label": labels})
         pipelines = {
-            "ours (uint8 tensor, per-batch affine)": lambda e: ours.epoch(e),
+            **{f"ours, {w} workers": ours[w].epoch for w in ours},
             "seed-style, RandomRotation(20) as seed 000": lambda e: DataLoader(
                 SeedStyleDataset(df, seed_transform(size, T.RandomRotation(20))),
                 args.batch_size, shuffle=True, num_workers=args.workers),
@@ -136,14 +137,12 @@ def bench_input(args: argparse.Namespace) -> None:
         }
         for name, epoch in pipelines.items():
             runs = [rate(epoch(e)) for e in range(args.repeat)]
-            print(f"  {name:45s} " + "  ".join(f"{r:8.0f}" for r in runs) + f"  images/s  ({load_average()})")
+            print(f"  {name:44s} " + "  ".join(f"{r:8.0f}" for r in runs) + f"  images/s  ({load_average()})")
 
 
 def bench_train(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     seed_torch(0, device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     pretrained, phase = PHASES[args.phase]
     print(f"{describe_device(device)}; {args.phase} fine-tune step, batch {args.batch_size}, "
           f"{args.workers} workers, {torch.get_num_threads()} threads")
@@ -151,8 +150,8 @@ def bench_train(args: argparse.Namespace) -> None:
     for size in args.sizes:
         n = args.synthetic or args.batch_size * (args.warmup + args.steps)
         images = np.random.default_rng(0).integers(0, 256, (n, size, size), dtype=np.uint8)
-        batches = make_batches(ImageArrayDataset(images, np.arange(n) % 2), args.batch_size, seed=0,
-                               shuffle=True, device=device, augment=Augmentation(),
+        batches = make_batches(ImageArrayDataset(images, np.arange(n) % 2, Augmentation()),
+                               args.batch_size, seed=0, shuffle=True, device=device,
                                num_workers=args.workers)
         model = to_device(ResNet50Classifier(pretrained), device)
         optimizer = adam(configure_phase(model, phase), 1e-4, device)
@@ -188,13 +187,15 @@ def main(argv: list[str] | None = None) -> None:
     trn.add_argument("--warmup", type=int, default=2)
     trn.add_argument("--steps", type=int, default=3)
     trn.add_argument("--workers", type=int, default=0)
-    trn.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     for sub in (inp, trn):
         sub.add_argument("--batch-size", type=int, default=32)
         sub.add_argument("--repeat", type=int, default=2)
+        sub.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
-          f"{os.cpu_count()} CPUs, {load_average()}")
+          f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, {load_average()}")
     if args.command in ("input", None):
         bench_input(args if args.command else parser.parse_args(["input"]))
     if args.command in ("train", None):
