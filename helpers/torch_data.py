@@ -27,6 +27,8 @@ _PRESET = ResNet50_Weights.IMAGENET1K_V1.transforms()
 MEAN = tuple(255 * m for m in _PRESET.mean)
 STD = tuple(255 * s for s in _PRESET.std)
 _STREAMS = {"shuffle": 0, "augment": 1}
+_BORDERS = {"nearest": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT,
+            "wrap": cv2.BORDER_WRAP, "constant": cv2.BORDER_CONSTANT}  # Keras fill modes
 
 
 def epoch_generator(seed: int, epoch: int, stream: str) -> torch.Generator:
@@ -44,8 +46,8 @@ class Augmentation:
     transforms draw one parameter set per call on a batch, and per image on uint8 tensors
     they resample in float through ``grid_sample``, several times slower than OpenCV.
     ``rotation`` in degrees; ``shift`` and ``zoom`` as fractions of the side; ``shear`` as
-    the x-shear coefficient (0.1, about 5.7 degrees, as Keras ``RandomShear``); edges
-    repeat the border pixels (Keras fill_mode "nearest").
+    the x-shear coefficient (0.1, about 5.7 degrees, as Keras ``RandomShear``);
+    ``fill_mode`` as Keras names it ("nearest" repeats the border pixels).
     """
 
     rotation: float = 15.0
@@ -53,6 +55,7 @@ class Augmentation:
     shear: float = 0.1
     zoom: float = 0.1
     flip: bool = True
+    fill_mode: str = "nearest"
 
     def matrices(self, n: int, size: int, generator: torch.Generator) -> np.ndarray:
         """(n, 2, 3) maps from output to input pixel coordinates, about the image centre."""
@@ -76,7 +79,7 @@ class Augmentation:
         for image, target, matrix in zip(images.numpy(), out, self.matrices(len(images), size, generator)):
             cv2.warpAffine(image[0], matrix, (size, size), dst=target[0],
                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_REPLICATE)
+                           borderMode=_BORDERS[self.fill_mode])
         return torch.from_numpy(out)
 
 
@@ -183,22 +186,22 @@ class TorchData:
 
     arrays: dict[str, SplitArrays]
     batches: dict[str, Batches]
+    augmentation: Augmentation | None
 
 
 def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *, ros: bool = False,
-                  augment: bool | Augmentation = True, num_workers: int = 0,
+                  augmentation: Augmentation | None = Augmentation(), num_workers: int = 0,
                   device: torch.device | str = "cpu") -> TorchData:
-    """Train (shuffled with ``seed``, augmented; ``ros``: oversampled rows), val and test.
+    """Train (shuffled and augmented with ``seed``; ``ros``: oversampled rows), val and test.
 
-    ``augment``: True for :class:`Augmentation` with its defaults, False for none, or your own.
+    ``augmentation=None`` trains on the images as they are; ``num_workers`` loader
+    processes gather and augment the training batches.
     """
     device = torch.device(device)
-    if isinstance(augment, bool):
-        augment = Augmentation() if augment else None
     arrays = {s: load_split(layout, s, size, ros=ros and s == "train") for s in SPLITS}
     batches = {s: make_batches(ImageArrayDataset(a.images, a.labels,
-                                                 augment if s == "train" else None),
+                                                 augmentation if s == "train" else None),
                                batch_size, seed=seed, shuffle=s == "train", device=device,
-                               num_workers=num_workers)
+                               num_workers=num_workers if s == "train" else 0)
                for s, a in arrays.items()}
-    return TorchData(arrays, batches)
+    return TorchData(arrays, batches, augmentation)

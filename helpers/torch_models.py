@@ -189,11 +189,11 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, los
 @torch.no_grad()
 def predict_logits(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                    amp: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels (float32, on the CPU) of every batch, in inference mode."""
+    """Logits and labels (float32, on the batches' device) of every batch, in inference mode."""
     model.eval()
     logits, labels = [], []
     for images, y in batches:
         with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
             logits.append(model(images).float())
         labels.append(y)
-    return torch.cat(logits).cpu(), torch.cat(labels).cpu()
+    return torch.cat(logits), torch.cat(labels)

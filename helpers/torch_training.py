@@ -194,6 +194,22 @@ def _fit_epoch(model: ResNet50Classifier, data: TorchData, state: _Phase, loss_f
     return row
 
 
+def _enter_phase(model: ResNet50Classifier, phase: int, lr: float, profile: Profile,
+                 directory: Path, resumed: dict[str, Any] | None) -> tuple[_Phase, int]:
+    """The phase's state and its epochs done: fresh, with phase 2 starting from the best
+    weights so far, or, resuming inside this phase, the weights, states and RNGs of last.pt."""
+    device = next(model.parameters()).device
+    state = _Phase.start(configure_phase(model, phase), lr, profile, device)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        state.load_state_dict(resumed)
+        _set_rng_state(resumed["rng"])
+        return state, resumed["phase_epochs"]
+    if phase == 2 and (directory / "best.pt").exists():
+        model.load_state_dict(_load(directory / "best.pt")["model"])
+    return state, 0
+
+
 def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str | Path,
           loss: nn.Module | None = None, resume: bool = True,
           on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
@@ -208,28 +224,20 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
     device = data.batches["train"].device
-    loss_fn = loss if loss is not None else nn.BCEWithLogitsLoss()
+    loss_fn = (loss if loss is not None else nn.BCEWithLogitsLoss()).to(device)
     settings = run_settings(profile, seed, loss_fn, len(data.arrays["train"]))
     resumed = _resume_state(directory, settings, resume)
     seed_torch(seed, device)
-    model = (ResNet50Classifier(is_pretrained(profile.weights)) if resumed
-             else build_model(profile.weights))
-    model = to_device(model, device)
+    model = to_device(ResNet50Classifier(is_pretrained(profile.weights)) if resumed
+                      else build_model(profile.weights), device)
     history: list[dict[str, Any]] = list(resumed["history"]) if resumed else []
     print(f"Phase 1 trains {phase1_trains(model)}; phase 2 {PHASE2_TRAINS}.")
-    phases = ((1, profile.epochs_head, profile.lr_head), (2, profile.epochs_finetune, profile.lr_finetune))
-    for phase, epochs, lr in phases:
+    for phase, epochs, lr in ((1, profile.epochs_head, profile.lr_head),
+                              (2, profile.epochs_finetune, profile.lr_finetune)):
         if resumed and resumed["phase"] > phase:
             continue
-        state = _Phase.start(configure_phase(model, phase), lr, profile, device)
-        done = 0
-        if resumed:  # continue inside this phase: the weights, states and RNGs of last.pt
-            model.load_state_dict(resumed["model"])
-            state.load_state_dict(resumed)
-            _set_rng_state(resumed["rng"])
-            done, resumed = resumed["phase_epochs"], None
-        elif phase == 2 and (directory / "best.pt").exists():
-            model.load_state_dict(_load(directory / "best.pt")["model"])
+        state, done = _enter_phase(model, phase, lr, profile, directory, resumed)
+        resumed = None
         while done < epochs and not state.stopper.stop:
             row = _fit_epoch(model, data, state, loss_fn, len(history) + 1, phase)
             if row["val_loss"] < min((r["val_loss"] for r in history), default=math.inf):
@@ -249,10 +257,10 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     return TrainResult(model, pd.DataFrame(history, columns=HISTORY_COLUMNS), best["epoch"], directory)
 
 
-def predict_frame(model: nn.Module, data: TorchData, split: str) -> pd.DataFrame:
+def predict_split(model: nn.Module, data: TorchData, split: str) -> pd.DataFrame:
     """path, label_id, probability for every image of ``split`` (the evaluation module's input)."""
     batches = data.batches[split]
     logits, _ = predict_logits(model, batches.epoch(), amp_dtype(batches.device))
     arrays = data.arrays[split]
     return pd.DataFrame({"path": arrays.paths, "label_id": arrays.labels,
-                         "probability": torch.sigmoid(logits.double()).numpy()})
+                         "probability": torch.sigmoid(logits.double()).cpu().numpy()})

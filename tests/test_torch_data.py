@@ -34,10 +34,11 @@ def test_batches_are_normalised_rgb_float32(prepared_layout: Layout) -> None:
 
 
 def test_augmentation_changes_training_images_only(prepared_layout: Layout) -> None:
-    plain = load_datasets(prepared_layout, 32, 8, seed=3, augment=False)
+    plain = load_datasets(prepared_layout, 32, 8, seed=3, augmentation=None)
     augmented = load_datasets(prepared_layout, 32, 8, seed=3)
     (xp, yp), (xa, ya) = first_batch(plain, "train"), first_batch(augmented, "train")
     assert torch.equal(yp, ya)  # same order, different pixels
+    assert plain.augmentation is None and augmented.augmentation == Augmentation()
     assert not torch.allclose(xp, xa)
     for split in ("val", "test"):
         assert torch.equal(first_batch(plain, split)[0], first_batch(augmented, split, epoch=5)[0])
@@ -64,6 +65,13 @@ def test_augmentation_maps_keep_the_centre_and_shift_within_range() -> None:
     shifted = Augmentation(rotation=0, shear=0, zoom=0, flip=False).matrices(100, 9, generator)
     assert np.allclose(shifted[:, :, :2], np.eye(2))
     assert np.abs(shifted[:, :, 2]).max() <= 0.9 and shifted[:, :, 2].std() > 0.3  # 0.1 x 9 px
+
+
+@pytest.mark.parametrize("fill_mode, black_pixels", [("nearest", False), ("constant", True)])
+def test_fill_mode_as_keras_names_it(fill_mode: str, black_pixels: bool) -> None:
+    white = torch.full((8, 1, 16, 16), 255, dtype=torch.uint8)
+    moved = Augmentation(rotation=30, fill_mode=fill_mode)(white, torch.Generator().manual_seed(0))
+    assert bool((moved == 0).any()) == black_pixels
 
 
 def test_seeded_order_is_reproducible_per_epoch_and_across_workers(prepared_layout: Layout) -> None:

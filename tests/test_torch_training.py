@@ -13,7 +13,7 @@ import torch
 from helpers.config import Layout, Profile, get_profile
 from helpers.errors import UserError
 from helpers.torch_data import TorchData, load_datasets
-from helpers.torch_training import HISTORY_COLUMNS, TrainResult, predict_frame, train
+from helpers.torch_training import HISTORY_COLUMNS, TrainResult, predict_split, train
 
 pytestmark = pytest.mark.torch
 
@@ -69,8 +69,8 @@ def test_same_seed_twice_gives_identical_results(uninterrupted: TrainResult, dat
                                                  tmp_path: Path) -> None:
     again = train(data, PROFILE, seed=42, checkpoint_dir=tmp_path)
     pd.testing.assert_frame_equal(again.history, uninterrupted.history, check_exact=True)
-    pd.testing.assert_frame_equal(predict_frame(again.model, data, "test"),
-                                  predict_frame(uninterrupted.model, data, "test"), check_exact=True)
+    pd.testing.assert_frame_equal(predict_split(again.model, data, "test"),
+                                  predict_split(uninterrupted.model, data, "test"), check_exact=True)
 
 
 def test_interrupted_run_resumes_to_the_same_final_weights(uninterrupted: TrainResult,
