@@ -1,20 +1,20 @@
 """Throughput of the PyTorch side: input pipeline and training step, in images/s.
 
-    python benchmarks/bench_torch_pipeline.py input [--root ROOT --dataset chest_xray | --data-dir DIR]
-                                                    [--sizes 224 128] [--limit 2048] [--workers 2]
+    python benchmarks/bench_torch_pipeline.py input [--root ROOT [--dataset chest_xray]]
+                                [--data-dir DIR] [--sizes 224 128] [--limit 2048] [--workers 2]
     python benchmarks/bench_torch_pipeline.py train [--sizes 64 128 224] [--device cpu|cuda]
-                                                    [--synthetic N] [--phase full|head|layer4]
+                                [--synthetic N] [--phase full|head|layer4] [--workers 0]
 
 ``input`` compares our pipeline (images decoded once into a uint8 tensor, batches gathered
-by index and augmented in uint8 by the loader's workers, then normalised) with the seeds' per-item Dataset (a
-DataFrame row per item, PIL open of the raw file, torchvision transforms per image) on the
-same images: the training split of a ROOT prepared by notebooks 01-02 (its cache at each
-size), or a raw Kaggle-layout folder decoded here with OpenCV. ``train`` times full
-training steps (forward, backward, Adam; data loading included) after a few warm-up
-steps: a few batches on the CPU, or a whole epoch of ``--synthetic N`` random images with
-mixed precision and channels_last on CUDA. Every figure is measured ``--repeat`` times
-because the CPU may be shared. No arguments: both, on the bundled sample. Needs only
-torch, torchvision, numpy, pandas, OpenCV and Pillow.
+by index and augmented in uint8 by the loader, then normalised) with the seeds' per-item
+Dataset (a DataFrame row per item, PIL open of the raw file, torchvision transforms per
+image) on the same images: the training split of a ROOT prepared by notebooks 01-02 (its
+cache at each size), or a raw Kaggle-layout folder decoded here with OpenCV. ``train``
+times full training steps (forward, backward, Adam; data loading included) after a few
+warm-up steps: a few batches on the CPU, or a whole epoch of ``--synthetic N`` random
+images with mixed precision and channels_last on CUDA. Every figure is measured
+``--repeat`` times because the CPU may be shared. No arguments: both, on the bundled
+sample. Needs only torch, torchvision, numpy, pandas, OpenCV and Pillow.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare 
 
 from helpers.config import SAMPLE_DIR, Layout  # noqa: E402
 from helpers.model_data import load_split  # noqa: E402
-from helpers.torch_data import MEAN, STD, Augmentation, ImageArrayDataset, make_batches  # noqa: E402
+from helpers.torch_data import (MEAN, STD, Augmentation, ImageArrayDataset,  # noqa: E402
+                                make_batches)
 from helpers.torch_models import (ResNet50Classifier, adam, amp_dtype,  # noqa: E402
                                   configure_phase, describe_device, grad_scaler, seed_torch,
                                   to_device, train_step)
@@ -80,7 +81,8 @@ def our_affine() -> T.RandomAffine:
 
 
 def load(path: str, size: int) -> np.ndarray:
-    return cv2.resize(cv2.imread(path, cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
+    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def train_images(args: argparse.Namespace, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -137,7 +139,8 @@ def bench_input(args: argparse.Namespace) -> None:
         }
         for name, epoch in pipelines.items():
             runs = [rate(epoch(e)) for e in range(args.repeat)]
-            print(f"  {name:44s} " + "  ".join(f"{r:8.0f}" for r in runs) + f"  images/s  ({load_average()})")
+            print(f"  {name:44s} " + "  ".join(f"{r:8.0f}" for r in runs)
+                  + f"  images/s  ({load_average()})")
 
 
 def bench_train(args: argparse.Namespace) -> None:
@@ -190,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     for sub in (inp, trn):
         sub.add_argument("--batch-size", type=int, default=32)
         sub.add_argument("--repeat", type=int, default=2)
-        sub.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+        sub.add_argument("--threads", type=int, default=0,
+                         help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)

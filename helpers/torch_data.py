@@ -76,7 +76,8 @@ class Augmentation:
         """Augmented copies of uint8 images (B, 1, s, s), parameters drawn from ``generator``."""
         size = images.shape[-1]
         out = np.empty(images.shape, np.uint8)
-        for image, target, matrix in zip(images.numpy(), out, self.matrices(len(images), size, generator)):
+        matrices = self.matrices(len(images), size, generator)
+        for image, target, matrix in zip(images.numpy(), out, matrices):
             cv2.warpAffine(image[0], matrix, (size, size), dst=target[0],
                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=_BORDERS[self.fill_mode])
@@ -126,7 +127,8 @@ class EpochBatchSampler(Sampler[tuple[list[int], int]]):
     def __iter__(self) -> Iterator[tuple[list[int], int]]:
         order = (torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch, "shuffle"))
                  if self.shuffle else torch.arange(self.n))
-        seeds = torch.randint(2**62, (len(self),), generator=epoch_generator(self.seed, self.epoch, "augment"))
+        seeds = torch.randint(2**62, (len(self),),
+                              generator=epoch_generator(self.seed, self.epoch, "augment"))
         for i, seed in enumerate(seeds.tolist()):
             yield order[i * self.batch_size:(i + 1) * self.batch_size].tolist(), seed
 

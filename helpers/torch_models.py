@@ -81,8 +81,9 @@ def backbone_state(weights: str) -> dict[str, torch.Tensor]:
         return _download(name)
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise UserError(f"WEIGHTS={weights!r} is no file and not one of imagenet, IMAGENET1K_V1, "
-                        f"IMAGENET1K_V2, none: pass one of those or the path of a ResNet50 .pth file.")
+        raise UserError(f"WEIGHTS={weights!r} is no file and not one of imagenet, "
+                        f"IMAGENET1K_V1, IMAGENET1K_V2, none: pass one of those or the path "
+                        f"of a ResNet50 .pth file.")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -94,8 +95,9 @@ def build_model(weights: str = "none") -> ResNet50Classifier:
         try:
             model.backbone.load_state_dict(state)
         except RuntimeError as error:
+            first_line = str(error).splitlines()[0]
             raise UserError(f"WEIGHTS={weights!r} does not hold torchvision ResNet50 weights "
-                            f"({str(error).splitlines()[0]}): pass a resnet50 .pth state dict.") from error
+                            f"({first_line}): pass a resnet50 .pth state dict.") from error
     return model
 
 

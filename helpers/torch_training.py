@@ -43,7 +43,8 @@ _SETTINGS = ("weights", "image_size", "batch_size", "epochs_head", "epochs_finet
 
 @dataclass
 class EarlyStopping:
-    """Keras ``EarlyStopping(val_loss, min_delta=0)``: stop after ``patience`` epochs without improvement."""
+    """Keras ``EarlyStopping(val_loss, min_delta=0)``: stop after ``patience`` epochs
+    without improvement."""
 
     patience: int
     best: float = math.inf
@@ -107,7 +108,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def run_settings(profile: Profile, seed: int, loss_fn: nn.Module, train_images: int) -> dict[str, Any]:
+def run_settings(profile: Profile, seed: int, loss_fn: nn.Module,
+                 train_images: int) -> dict[str, Any]:
     """What decides a run's result; a checkpoint only resumes a run with the same settings."""
     return {**{k: getattr(profile, k) for k in _SETTINGS}, "seed": seed, "loss": repr(loss_fn),
             "train_images": train_images}
@@ -254,7 +256,8 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     best = _load(directory / "best.pt")
     model.load_state_dict(best["model"])
     model.eval()
-    return TrainResult(model, pd.DataFrame(history, columns=HISTORY_COLUMNS), best["epoch"], directory)
+    history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    return TrainResult(model, history_frame, best["epoch"], directory)
 
 
 def predict_split(model: nn.Module, data: TorchData, split: str) -> pd.DataFrame:

@@ -102,4 +102,5 @@ def test_normalize_maps_black_and_white_to_imagenet_extremes() -> None:
     x = normalize(torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1))
     assert x.shape == (2, 3, 1, 1)
     torch.testing.assert_close(x[0].flatten(), torch.tensor([-m / s for m, s in zip(MEAN, STD)]))
-    torch.testing.assert_close(x[1].flatten(), torch.tensor([(255 - m) / s for m, s in zip(MEAN, STD)]))
+    white = torch.tensor([(255 - m) / s for m, s in zip(MEAN, STD)])
+    torch.testing.assert_close(x[1].flatten(), white)

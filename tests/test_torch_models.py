@@ -83,4 +83,5 @@ def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
     model = build_model(str(tmp_path / "resnet50.pth"))
     assert model.pretrained
     assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
-    assert torch.equal(model.backbone.layer4[2].bn3.running_var, reference.layer4[2].bn3.running_var)
+    assert torch.equal(model.backbone.layer4[2].bn3.running_var,
+                       reference.layer4[2].bn3.running_var)

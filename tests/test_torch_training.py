@@ -70,7 +70,8 @@ def test_same_seed_twice_gives_identical_results(uninterrupted: TrainResult, dat
     again = train(data, PROFILE, seed=42, checkpoint_dir=tmp_path)
     pd.testing.assert_frame_equal(again.history, uninterrupted.history, check_exact=True)
     pd.testing.assert_frame_equal(predict_split(again.model, data, "test"),
-                                  predict_split(uninterrupted.model, data, "test"), check_exact=True)
+                                  predict_split(uninterrupted.model, data, "test"),
+                                  check_exact=True)
 
 
 def test_interrupted_run_resumes_to_the_same_final_weights(uninterrupted: TrainResult,
