@@ -1,7 +1,8 @@
 """torchvision ResNet50 with the thesis head (the mirror of the Keras baseline's model),
 its weights, what each training phase trains, and one training step.
 
-Only torch and torchvision here, so a benchmark on a bare GPU machine can use it.
+Nothing here beyond torch, torchvision and NumPy, so a benchmark on a bare GPU machine
+can use it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 
+from .config import seed_everything
 from .errors import UserError
 
 # WEIGHTS values (any case) naming torchvision's ImageNet weights; "imagenet" = V1, which
@@ -150,7 +152,9 @@ def describe_device(device: torch.device) -> str:
 
 
 def seed_torch(seed: int, device: torch.device) -> None:
-    """Seed torch; deterministic kernels on the CPU, cuDNN autotuning on the GPU."""
+    """Seed Python, NumPy and torch; deterministic kernels on the CPU, cuDNN autotuning on
+    the GPU."""
+    seed_everything(seed)
     torch.manual_seed(seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
