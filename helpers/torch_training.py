@@ -108,7 +108,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def run_settings(profile: Profile, seed: int, loss_fn: nn.Module,
+def _run_settings(profile: Profile, seed: int, loss_fn: nn.Module,
                  train_images: int) -> dict[str, Any]:
     """What decides a run's result; a checkpoint only resumes a run with the same settings."""
     return {**{k: getattr(profile, k) for k in _SETTINGS}, "seed": seed, "loss": repr(loss_fn),
@@ -227,7 +227,7 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     directory.mkdir(parents=True, exist_ok=True)
     device = data.batches["train"].device
     loss_fn = (loss if loss is not None else nn.BCEWithLogitsLoss()).to(device)
-    settings = run_settings(profile, seed, loss_fn, len(data.arrays["train"]))
+    settings = _run_settings(profile, seed, loss_fn, len(data.arrays["train"]))
     resumed = _resume_state(directory, settings, resume)
     seed_torch(seed, device)
     model = to_device(ResNet50Classifier(is_pretrained(profile.weights)) if resumed
