@@ -15,25 +15,12 @@ import pandas as pd
 import tensorflow as tf
 
 from .config import Layout
-from .model_data import SPLITS, SplitArrays, load_split
+from .model_data import SPLITS, AugmentationParams, SplitArrays, load_split
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """The seeds' augmentation (DESIGN.md section 7) as Keras preprocessing layers.
-
-    ``rotation`` in degrees; ``shift``, ``zoom`` and ``shear`` as fractions of the image
-    (``RandomShear``; the seeds' ``ImageDataGenerator(shear_range=0.1)`` meant 0.1 degree,
-    a near no-op). ``fill_mode`` "nearest" as ``ImageDataGenerator`` did. A factor of 0
-    leaves its layer out.
-    """
-
-    rotation: float = 15.0
-    shift: float = 0.1
-    shear: float = 0.1
-    zoom: float = 0.1
-    flip: bool = True
-    fill_mode: str = "nearest"
+class Augmentation(AugmentationParams):
+    """The shared augmentation parameters as Keras preprocessing layers (a factor of 0
+    leaves its layer out)."""
 
     def layers(self, seed: int | None = None) -> keras.Sequential | None:
         """The layers, each seeded from ``seed``; None when every factor is 0."""

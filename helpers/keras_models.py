@@ -20,14 +20,13 @@ import tensorflow as tf
 from .config import Profile
 from .errors import UserError
 from .keras_data import KerasData
+from .model_data import HISTORY_COLUMNS
 
 WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 _WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + WEIGHTS_FILE
 _WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # keras.applications.resnet's own hash
 BACKBONE = "resnet50"
 LAST_STAGE = "conv5_"  # the layers phase 2 fine-tunes
-HISTORY_COLUMNS = ["epoch", "phase", "loss", "val_loss", "lr",
-                   "accuracy", "val_accuracy", "auc", "val_auc"]
 
 
 @keras.saving.register_keras_serializable(package="helpers")

@@ -17,6 +17,26 @@ from .config import Layout
 from .errors import UserError
 
 SPLITS = ("train", "val", "test")
+HISTORY_COLUMNS = ["epoch", "phase", "loss", "val_loss", "lr", "accuracy", "val_accuracy",
+                   "auc", "val_auc"]  # a training history, either framework (contract)
+
+
+@dataclass(frozen=True)
+class AugmentationParams:
+    """The seeds' training augmentation (DESIGN.md section 7), one set for both frameworks.
+
+    ``rotation`` in degrees; ``shift`` and ``zoom`` as fractions of the side; ``shear`` as
+    the x-shear coefficient (Keras ``RandomShear``: 0.1 is about 5.7 degrees; the seeds'
+    ``ImageDataGenerator(shear_range=0.1)`` meant 0.1 degree, a near no-op); ``fill_mode``
+    as Keras names it ("nearest" repeats the border pixels). A factor of 0 turns that part off.
+    """
+
+    rotation: float = 15.0
+    shift: float = 0.1
+    shear: float = 0.1
+    zoom: float = 0.1
+    flip: bool = True
+    fill_mode: str = "nearest"
 
 
 @dataclass(frozen=True)

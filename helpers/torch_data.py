@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.models import ResNet50_Weights
 
 from .config import Layout
-from .model_data import SPLITS, SplitArrays, load_split
+from .model_data import SPLITS, AugmentationParams, SplitArrays, load_split
 
 # The backbone's own preprocessing constants (the same for IMAGENET1K_V1 and V2), on 0-255.
 _PRESET = ResNet50_Weights.IMAGENET1K_V1.transforms()
@@ -37,25 +37,14 @@ def epoch_generator(seed: int, epoch: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]))
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """The seeds' augmentation (DESIGN.md section 7) with the Keras side's parameters.
+class Augmentation(AugmentationParams):
+    """The shared augmentation parameters applied per image in uint8.
 
     Each image gets its own rotation, shift, shear, zoom and flip, composed into one affine
-    map and applied in uint8 by ``cv2.warpAffine``. Hand-written because torchvision's v2
-    transforms draw one parameter set per call on a batch, and per image on uint8 tensors
-    they resample in float through ``grid_sample``, several times slower than OpenCV.
-    ``rotation`` in degrees; ``shift`` and ``zoom`` as fractions of the side; ``shear`` as
-    the x-shear coefficient (0.1, about 5.7 degrees, as Keras ``RandomShear``);
-    ``fill_mode`` as Keras names it ("nearest" repeats the border pixels).
+    map and applied by ``cv2.warpAffine``. Hand-written because torchvision's v2 transforms
+    draw one parameter set per call on a batch, and per image on uint8 tensors they
+    resample in float through ``grid_sample``, several times slower than OpenCV.
     """
-
-    rotation: float = 15.0
-    shift: float = 0.1
-    shear: float = 0.1
-    zoom: float = 0.1
-    flip: bool = True
-    fill_mode: str = "nearest"
 
     def matrices(self, n: int, size: int, generator: torch.Generator) -> np.ndarray:
         """(n, 2, 3) maps from output to input pixel coordinates, about the image centre."""

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .config import Profile
 from .errors import UserError
+from .model_data import HISTORY_COLUMNS
 from .torch_data import TorchData
 from .torch_models import (PHASE2_TRAINS, ResNet50Classifier, adam, amp_dtype, build_model,
                            configure_phase, grad_scaler, is_pretrained, phase1_trains,
@@ -35,8 +36,6 @@ from .torch_models import (PHASE2_TRAINS, ResNet50Classifier, adam, amp_dtype, b
 
 RUN = "torch_baseline"
 MIN_LR = 1e-7
-HISTORY_COLUMNS = ["epoch", "phase", "loss", "val_loss", "lr", "accuracy", "val_accuracy",
-                   "auc", "val_auc"]
 _SETTINGS = ("weights", "image_size", "batch_size", "epochs_head", "epochs_finetune", "lr_head",
              "lr_finetune", "patience", "lr_patience")
 

@@ -13,7 +13,8 @@ import torch
 from helpers.config import Layout, Profile, get_profile
 from helpers.errors import UserError
 from helpers.torch_data import TorchData, load_datasets
-from helpers.torch_training import HISTORY_COLUMNS, TrainResult, predict_split, train
+from helpers.model_data import HISTORY_COLUMNS
+from helpers.torch_training import TrainResult, predict_split, train
 
 pytestmark = pytest.mark.torch
 
