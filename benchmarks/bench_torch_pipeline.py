@@ -40,7 +40,7 @@ from torchvision import transforms as T
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
 
 from helpers.config import SAMPLE_DIR, Layout  # noqa: E402
-from helpers.model_data import load_split  # noqa: E402
+from helpers.model_data import load_arrays  # noqa: E402
 from helpers.torch_data import (MEAN, STD, Augmentation, ImageArrayDataset,  # noqa: E402
                                 make_batches)
 from helpers.torch_models import (ResNet50Classifier, adam, amp_dtype,  # noqa: E402
@@ -89,7 +89,7 @@ def train_images(args: argparse.Namespace, size: int) -> tuple[np.ndarray, np.nd
     """Grey uint8 images (N, size, size), labels and the raw files they came from."""
     if args.root:
         layout = Layout.of(args.dataset, args.root)
-        arrays = load_split(layout, "train", size)
+        arrays = load_arrays(layout, "train", size)
         data_dir = Path(json.loads(layout.split_config.read_text())["data_dir"])
         n = min(args.limit, len(arrays))
         return arrays.images[:n], arrays.labels[:n], [str(data_dir / p) for p in arrays.paths[:n]]

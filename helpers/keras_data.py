@@ -15,7 +15,7 @@ import pandas as pd
 import tensorflow as tf
 
 from .config import Layout
-from .model_data import SPLITS, AugmentationParams, SplitArrays, load_split
+from .model_data import SPLITS, AugmentationParams, SplitArrays, load_arrays
 
 
 class Augmentation(AugmentationParams):
@@ -91,7 +91,7 @@ def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *, ros:
 
     ``augmentation=None`` trains on the images as they are.
     """
-    arrays = {s: load_split(layout, s, size, ros=ros and s == "train") for s in SPLITS}
+    arrays = {s: load_arrays(layout, s, size, ros=ros and s == "train") for s in SPLITS}
     augment = augmentation.layers(seed) if augmentation is not None else None
     datasets = {s: to_dataset(a, batch_size, shuffle_seed=seed if s == "train" else None,
                               augment=augment if s == "train" else None)

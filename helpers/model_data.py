@@ -68,7 +68,7 @@ def _read_png(path: str) -> np.ndarray | None:
     return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
 
 
-def load_split(layout: Layout, split: str, size: int, ros: bool = False,
+def load_arrays(layout: Layout, split: str, size: int, ros: bool = False,
                workers: int = 8) -> SplitArrays:
     """Decode the cached PNGs of one split into memory (threads: OpenCV releases the GIL)."""
     rows = read_split_rows(layout, split, ros)

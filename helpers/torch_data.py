@@ -1,6 +1,6 @@
 """PyTorch inputs from the framework-free split arrays (the mirror of ``helpers.keras_data``).
 
-Each split is decoded once (``helpers.model_data.load_split``) into a uint8 tensor. A
+Each split is decoded once (``helpers.model_data.load_arrays``) into a uint8 tensor. A
 DataLoader asks for whole batches: its workers gather them by index and augment them in
 uint8 with OpenCV; the ImageNet normalisation runs on the training device. Shuffling and
 augmentation depend on (seed, epoch) alone, so every epoch can be replayed on its own,
@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.models import ResNet50_Weights
 
 from .config import Layout
-from .model_data import SPLITS, AugmentationParams, SplitArrays, load_split
+from .model_data import SPLITS, AugmentationParams, SplitArrays, load_arrays
 
 # The backbone's own preprocessing constants (the same for IMAGENET1K_V1 and V2), on 0-255.
 _PRESET = ResNet50_Weights.IMAGENET1K_V1.transforms()
@@ -189,7 +189,7 @@ def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *, ros:
     processes gather and augment the training batches.
     """
     device = torch.device(device)
-    arrays = {s: load_split(layout, s, size, ros=ros and s == "train") for s in SPLITS}
+    arrays = {s: load_arrays(layout, s, size, ros=ros and s == "train") for s in SPLITS}
     batches = {s: make_batches(ImageArrayDataset(a.images, a.labels,
                                                  augmentation if s == "train" else None),
                                batch_size, seed=seed, shuffle=s == "train", device=device,
