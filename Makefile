@@ -32,8 +32,11 @@ run: install
 test: install
 	$(BIN)/python tests/run_suites.py
 
+# Preprocessing throughput and the torch input pipeline / training step (bundled sample
+# unless DATA_DIR names a data set folder).
 benchmarks: install
-	$(BIN)/python benchmarks/bench_preprocessing.py
+	$(BIN)/python benchmarks/bench_preprocessing.py --dataset $(DATASET) \
+		--data-dir "$(or $(DATA_DIR),data/sample/chest_xray)"
 	$(BIN)/python benchmarks/bench_torch_pipeline.py
 
 clean-outputs:
