@@ -15,7 +15,7 @@ import pandas as pd
 import tensorflow as tf
 
 from .config import Layout
-from .model_data import SPLITS, AugmentationParams, SplitArrays, load_arrays
+from .model_data import AugmentationParams, SplitArrays, load_all_arrays, split_summary
 
 
 class Augmentation(AugmentationParams):
@@ -80,9 +80,7 @@ class KerasData:
 
     def summary(self) -> pd.DataFrame:
         """Images, positives and negatives per split."""
-        rows = {name: {"images": len(a), "positive": int(a.labels.sum()),
-                       "negative": int(len(a) - a.labels.sum())} for name, a in self.arrays.items()}
-        return pd.DataFrame(rows).T
+        return split_summary(self.arrays)
 
 
 def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *, ros: bool = False,
@@ -91,7 +89,7 @@ def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *, ros:
 
     ``augmentation=None`` trains on the images as they are.
     """
-    arrays = {s: load_arrays(layout, s, size, ros=ros and s == "train") for s in SPLITS}
+    arrays = load_all_arrays(layout, size, ros)
     augment = augmentation.layers(seed) if augmentation is not None else None
     datasets = {s: to_dataset(a, batch_size, shuffle_seed=seed if s == "train" else None,
                               augment=augment if s == "train" else None)

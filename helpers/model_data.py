@@ -85,3 +85,15 @@ def load_arrays(layout: Layout, split: str, size: int, ros: bool = False,
                         f"{layout.processed_dir(size)} and run notebook 02 again.")
     stack = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
     return SplitArrays(stack, rows["label_id"].to_numpy(np.int64), rows["path"].tolist())
+
+
+def load_all_arrays(layout: Layout, size: int, ros: bool = False) -> dict[str, SplitArrays]:
+    """Every split's arrays; ``ros`` swaps the training rows for the oversampled ones."""
+    return {s: load_arrays(layout, s, size, ros=ros and s == "train") for s in SPLITS}
+
+
+def split_summary(arrays: dict[str, SplitArrays]) -> pd.DataFrame:
+    """Images, positives and negatives per split (rows)."""
+    rows = {name: {"images": len(a), "positive": int(a.labels.sum()),
+                   "negative": int(len(a) - a.labels.sum())} for name, a in arrays.items()}
+    return pd.DataFrame(rows).T

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.models import ResNet50_Weights
 
 from .config import Layout
-from .model_data import SPLITS, AugmentationParams, SplitArrays, load_arrays
+from .model_data import AugmentationParams, SplitArrays, load_all_arrays
 
 # The backbone's own preprocessing constants (the same for IMAGENET1K_V1 and V2), on 0-255.
 _PRESET = ResNet50_Weights.IMAGENET1K_V1.transforms()
@@ -189,7 +189,7 @@ def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *, ros:
     processes gather and augment the training batches.
     """
     device = torch.device(device)
-    arrays = {s: load_arrays(layout, s, size, ros=ros and s == "train") for s in SPLITS}
+    arrays = load_all_arrays(layout, size, ros)
     batches = {s: make_batches(ImageArrayDataset(a.images, a.labels,
                                                  augmentation if s == "train" else None),
                                batch_size, seed=seed, shuffle=s == "train", device=device,
