@@ -6,9 +6,9 @@
                                 [--synthetic N] [--phase full|head|layer4] [--workers 0]
 
 ``input`` compares our pipeline (images decoded once into a uint8 tensor, batches gathered
-by index and augmented in uint8 by the loader, then normalised) with the seeds' per-item
-Dataset (a DataFrame row per item, PIL open of the raw file, torchvision transforms per
-image) on the same images: the training split of a ROOT prepared by notebooks 01-02 (its
+by index and augmented in uint8 by the loader; the model normalises them, which is timed
+on its own line) with the seeds' per-item Dataset (a DataFrame row per item, PIL open of
+the raw file, torchvision transforms per image, normalised floats) on the same images: the training split of a ROOT prepared by notebooks 01-02 (its
 cache at each size), or a raw Kaggle-layout folder decoded here with OpenCV. ``train``
 times full training steps (forward, backward, Adam; data loading included) after a few
 warm-up steps: a few batches on the CPU, or a whole epoch of ``--synthetic N`` random
@@ -41,11 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare 
 
 from helpers.config import SAMPLE_DIR, Layout  # noqa: E402
 from helpers.model_data import load_arrays  # noqa: E402
-from helpers.torch_data import (MEAN, STD, Augmentation, ImageArrayDataset,  # noqa: E402
-                                make_batches)
-from helpers.torch_models import (ResNet50Classifier, adam, amp_dtype,  # noqa: E402
-                                  configure_phase, describe_device, grad_scaler, seed_torch,
-                                  to_device, train_step)
+from helpers.torch_data import Augmentation, ImageArrayDataset, make_batches  # noqa: E402
+from helpers.torch_models import (MEAN, STD, GreyToImageNet, ResNet50Classifier,  # noqa: E402
+                                  adam, amp_dtype, configure_phase, describe_device,
+                                  grad_scaler, seed_torch, to_device, train_step)
 
 IMAGENET_MEAN = [m / 255 for m in MEAN]
 IMAGENET_STD = [s / 255 for s in STD]
@@ -128,8 +127,11 @@ def bench_input(args: argparse.Namespace) -> None:
                                 device=torch.device("cpu"), num_workers=w)
                 for w in sorted({args.workers, 0})}
         df = pd.DataFrame({"image_path": files, "label": labels})
+        normalize = GreyToImageNet()
         pipelines = {
             **{f"ours, {w} workers": ours[w].epoch for w in ours},
+            f"ours, {args.workers} workers, + normalised here": lambda e: (
+                (normalize(x), y) for x, y in ours[args.workers].epoch(e)),
             "seed-style, RandomRotation(20) as seed 000": lambda e: DataLoader(
                 SeedStyleDataset(df, seed_transform(size, T.RandomRotation(20))),
                 args.batch_size, shuffle=True, num_workers=args.workers),

@@ -17,6 +17,11 @@ from torchvision.models import ResNet50_Weights, resnet50
 from .config import seed_everything
 from .errors import UserError
 
+# The backbone's own preprocessing constants (the same for IMAGENET1K_V1 and V2), on 0-255.
+_PRESET = ResNet50_Weights.IMAGENET1K_V1.transforms()
+MEAN = tuple(255 * m for m in _PRESET.mean)
+STD = tuple(255 * s for s in _PRESET.std)
+
 # WEIGHTS values (any case) naming torchvision's ImageNet weights; "imagenet" = V1, which
 # matches the Keras ImageNet weights' training recipe.
 WEIGHT_NAMES = {"imagenet": "IMAGENET1K_V1", "imagenet1k_v1": "IMAGENET1K_V1",
@@ -28,18 +33,39 @@ def is_pretrained(weights: str) -> bool:
     return str(weights).lower() != "none"
 
 
-class ResNet50Classifier(nn.Module):
-    """ResNet50 -> global average pooling -> Linear 1024 ReLU -> Dropout 0.5 -> Linear 512
-    ReLU -> Dropout 0.3 -> Linear 1: one logit per image.
+class GreyToImageNet(nn.Module):
+    """Grey 0-255 images (B, 1, s, s) of any dtype to ImageNet-normalised RGB float32
+    (B, 3, s, s), by broadcasting: the grey channel is repeated with each channel's constants."""
 
-    ``pretrained`` decides what phase 1 trains; while ``frozen_bn`` is set, ``train()``
-    keeps every BatchNorm layer in inference mode (Keras: ``training=False``).
+    def __init__(self) -> None:
+        super().__init__()
+        scale = torch.tensor([1 / s for s in STD]).view(1, 3, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(MEAN, STD)]).view(1, 3, 1, 1)
+        self.register_buffer("scale", scale, persistent=False)  # constants, not in checkpoints
+        self.register_buffer("shift", shift, persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] != 1:
+            raise ValueError(f"expected grey images (B, 1, s, s), got {tuple(images.shape)}")
+        return images.float().mul(self.scale).add_(self.shift)  # 2-3x faster than addcmul on a CPU
+
+
+class ResNet50Classifier(nn.Module):
+    """Grey 0-255 images -> ImageNet normalisation -> ResNet50 -> global average pooling ->
+    Linear 1024 ReLU -> Dropout 0.5 -> Linear 512 ReLU -> Dropout 0.3 -> Linear 1: one logit
+    per image.
+
+    The normalisation is the model's first layer, as Keras' ``preprocess_input``, so the
+    loader ships uint8 and the device does the arithmetic. ``pretrained`` decides what phase
+    1 trains; while ``frozen_bn`` is set, ``train()`` keeps every BatchNorm layer in
+    inference mode (Keras: ``training=False``).
     """
 
     def __init__(self, pretrained: bool) -> None:
         super().__init__()
         self.pretrained = pretrained
         self.frozen_bn = False
+        self.normalize = GreyToImageNet()
         self.backbone = resnet50()
         self.backbone.fc = nn.Identity()  # torchvision's avgpool is the global average pooling
         self.head = nn.Sequential(nn.Linear(2048, 1024), nn.ReLU(), nn.Dropout(0.5),
@@ -51,7 +77,7 @@ class ResNet50Classifier(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images)).squeeze(1)
+        return self.head(self.backbone(self.normalize(images))).squeeze(1)
 
     def train(self, mode: bool = True) -> "ResNet50Classifier":
         super().train(mode)

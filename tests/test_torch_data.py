@@ -1,10 +1,11 @@
-"""The torch input pipeline: shapes, normalisation, augmentation on train only, seeded order."""
+"""The torch input pipeline: shapes, augmentation on train only, seeded order."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,8 @@ import torch
 
 from helpers.config import Layout
 from helpers.model_data import read_split_rows
-from helpers.torch_data import MEAN, STD, Augmentation, TorchData, load_datasets, normalize
+from helpers.torch_data import (_BORDERS, Augmentation, ImageArrayDataset, TorchData,
+                                load_datasets, make_batches)
 
 pytestmark = pytest.mark.torch
 
@@ -21,14 +23,12 @@ def first_batch(data: TorchData, split: str, epoch: int = 0) -> tuple[torch.Tens
     return next(iter(data.batches[split].epoch(epoch)))
 
 
-def test_batches_are_normalised_rgb_float32(prepared_layout: Layout) -> None:
+def test_batches_are_the_cached_grey_uint8_images(prepared_layout: Layout) -> None:
     data = load_datasets(prepared_layout, 32, 8, seed=0)
     x, y = first_batch(data, "val")
-    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32
+    assert x.shape == (8, 1, 32, 32) and x.dtype == torch.uint8
     assert y.dtype == torch.float32 and set(y.tolist()) <= {0.0, 1.0}
-    grey = torch.from_numpy(data.arrays["val"].images[:8]).float()
-    for c in range(3):
-        torch.testing.assert_close(x[:, c], (grey - MEAN[c]) / STD[c])
+    assert torch.equal(x[:, 0], torch.from_numpy(data.arrays["val"].images[:8]))
     assert torch.equal(y, torch.tensor(data.arrays["val"].labels[:8], dtype=torch.float32))
     assert [len(data.arrays[s]) for s in ("train", "val", "test")] == [48, 16, 16]
 
@@ -74,6 +74,22 @@ def test_fill_mode_as_keras_names_it(fill_mode: str, black_pixels: bool) -> None
     assert bool((moved == 0).any()) == black_pixels
 
 
+@pytest.mark.parametrize("fill_mode", sorted(_BORDERS))
+@pytest.mark.parametrize("size", [16, 64])
+def test_padded_warp_matches_opencv_border_modes_within_one_grey_level(fill_mode: str,
+                                                                       size: int) -> None:
+    augmentation = Augmentation(rotation=30, shift=0.2, zoom=0.2, fill_mode=fill_mode)
+    images = torch.randint(0, 256, (32, 1, size, size), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(size))
+    matrices = augmentation.matrices(32, size, torch.Generator().manual_seed(1))
+    reference = np.stack([cv2.warpAffine(image[0], matrix, (size, size),
+                                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                         borderMode=_BORDERS[fill_mode])
+                          for image, matrix in zip(images.numpy(), matrices)])
+    difference = np.abs(augmentation.warp(images, matrices)[:, 0].numpy().astype(int) - reference)
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+
+
 def test_seeded_order_is_reproducible_per_epoch_and_across_workers(prepared_layout: Layout) -> None:
     def epoch_of(data: TorchData, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return list(data.batches["train"].epoch(epoch))
@@ -87,6 +103,22 @@ def test_seeded_order_is_reproducible_per_epoch_and_across_workers(prepared_layo
     assert not torch.equal(*labels) and sorted(labels[0].tolist()) == sorted(labels[1].tolist())
 
 
+def test_batches_do_not_depend_on_how_many_travel_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    images = np.random.default_rng(0).integers(0, 256, (50, 16, 16), dtype=np.uint8)
+    dataset = ImageArrayDataset(images, np.arange(50) % 2, Augmentation())
+
+    def batches(transfer: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        monkeypatch.setattr("helpers.torch_data.TRANSFER_IMAGES", transfer)
+        made = make_batches(dataset, 8, seed=1, shuffle=True, device=torch.device("cpu"))
+        assert len(made) == 6 and len(made.loader) == -(-6 // max(1, transfer // 8))
+        return list(made.epoch(2))
+
+    one, grouped = batches(8), batches(24)
+    assert [len(y) for _, y in grouped] == [8] * 6
+    for (xa, ya), (xb, yb) in zip(one, grouped, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
 def test_oversampled_training_rows(prepared_layout: Layout, tmp_path: Path) -> None:
     layout = Layout.of("toy", tmp_path)
     shutil.copytree(prepared_layout.root / "data", tmp_path / "data")
@@ -96,11 +128,3 @@ def test_oversampled_training_rows(prepared_layout: Layout, tmp_path: Path) -> N
     assert len(data.arrays["train"]) == 64 and int(data.arrays["train"].labels.sum()) == 32
     assert len(data.arrays["val"]) == 16
     assert len(data.batches["train"]) == 8
-
-
-def test_normalize_maps_black_and_white_to_imagenet_extremes() -> None:
-    x = normalize(torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1))
-    assert x.shape == (2, 3, 1, 1)
-    torch.testing.assert_close(x[0].flatten(), torch.tensor([-m / s for m, s in zip(MEAN, STD)]))
-    white = torch.tensor([(255 - m) / s for m, s in zip(MEAN, STD)])
-    torch.testing.assert_close(x[1].flatten(), white)

@@ -11,7 +11,8 @@ from torch import nn
 from torchvision.models import resnet50
 
 from helpers.errors import UserError
-from helpers.torch_models import ResNet50Classifier, build_model, configure_phase
+from helpers.torch_models import (MEAN, STD, GreyToImageNet, ResNet50Classifier, build_model,
+                                  configure_phase)
 
 pytestmark = pytest.mark.torch
 
@@ -19,10 +20,27 @@ pytestmark = pytest.mark.torch
 def test_head_gives_one_logit_per_image() -> None:
     model = build_model("none").eval()
     with torch.no_grad():
-        assert model(torch.zeros(2, 3, 32, 32)).shape == (2,)
+        assert model(torch.zeros(2, 1, 32, 32, dtype=torch.uint8)).shape == (2,)
     linear = [(m.in_features, m.out_features) for m in model.head if isinstance(m, nn.Linear)]
     dropout = [m.p for m in model.head if isinstance(m, nn.Dropout)]
     assert linear == [(2048, 1024), (1024, 512), (512, 1)] and dropout == [0.5, 0.3]
+
+
+def test_first_layer_maps_grey_black_and_white_to_imagenet_extremes() -> None:
+    x = GreyToImageNet()(torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1))
+    assert x.shape == (2, 3, 1, 1) and x.dtype == torch.float32
+    torch.testing.assert_close(x[0].flatten(), torch.tensor([-m / s for m, s in zip(MEAN, STD)]))
+    white = torch.tensor([(255 - m) / s for m, s in zip(MEAN, STD)])
+    torch.testing.assert_close(x[1].flatten(), white)
+    with pytest.raises(ValueError, match="grey"):
+        GreyToImageNet()(torch.zeros(1, 3, 4, 4))
+
+
+def test_normalisation_constants_stay_out_of_checkpoints() -> None:
+    model = build_model("none")
+    assert not any(key.startswith("normalize") for key in model.state_dict())
+    assert set(model.backbone.state_dict()) == set(resnet50().state_dict()) - {"fc.weight",
+                                                                                "fc.bias"}
 
 
 def trainable(model: nn.Module) -> set[str]:
