@@ -99,14 +99,14 @@ def train_images(args: argparse.Namespace, size: int) -> tuple[np.ndarray, np.nd
 
 def rate(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], skip: int = 0,
          sync: Callable[[], None] = lambda: None) -> float:
-    """Images per second over ``batches``, not counting the first ``skip`` ones."""
-    n, start = 0, None
-    for i, (x, _) in enumerate(batches):
+    """Images per second over ``batches``, first-batch latency included; with ``skip``, the
+    clock starts after the first ``skip`` batches."""
+    n, start = 0, time.perf_counter()
+    for i, (x, _) in enumerate(batches, 1):
+        n += len(x)
         if i == skip:
             sync()
-            start = time.perf_counter()
-        if i >= skip:
-            n += len(x)
+            n, start = 0, time.perf_counter()
     sync()
     return n / (time.perf_counter() - start)
 
@@ -127,17 +127,19 @@ def bench_input(args: argparse.Namespace) -> None:
                                 device=torch.device("cpu"), num_workers=w)
                 for w in sorted({args.workers, 0})}
         df = pd.DataFrame({"image_path": files, "label": labels})
+        seed_style = {name: DataLoader(SeedStyleDataset(df, seed_transform(size, augmentation)),
+                                       args.batch_size, shuffle=True, num_workers=args.workers,
+                                       persistent_workers=args.workers > 0)
+                      for name, augmentation in (("RandomRotation(20) as seed 000",
+                                                  T.RandomRotation(20)),
+                                                 ("our affine per image", our_affine()))}
         normalize = GreyToImageNet()
         pipelines = {
             **{f"ours, {w} workers": ours[w].epoch for w in ours},
             f"ours, {args.workers} workers, + normalised here": lambda e: (
                 (normalize(x), y) for x, y in ours[args.workers].epoch(e)),
-            "seed-style, RandomRotation(20) as seed 000": lambda e: DataLoader(
-                SeedStyleDataset(df, seed_transform(size, T.RandomRotation(20))),
-                args.batch_size, shuffle=True, num_workers=args.workers),
-            "seed-style, our affine per image": lambda e: DataLoader(
-                SeedStyleDataset(df, seed_transform(size, our_affine())),
-                args.batch_size, shuffle=True, num_workers=args.workers),
+            **{f"seed-style, {name}": lambda e, loader=loader: loader
+               for name, loader in seed_style.items()},
         }
         for name, epoch in pipelines.items():
             runs = [rate(epoch(e)) for e in range(args.repeat)]
