@@ -74,6 +74,11 @@ def failure_summary(notebook: Path, error: Exception, executed: Path) -> str:
     return "\n".join(lines)
 
 
+# The kernel's own start-up log (a "TCP without encryption" warning on every start) is
+# noise here: the kernel listens on localhost only. Its errors still show.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, Any],
                log_output: bool = False) -> list[dict[str, Any]]:
     """Execute ``notebooks`` in order; raise UserError with a short summary on the first failure."""
@@ -88,7 +93,8 @@ def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, 
         try:
             pm.execute_notebook(str(nb), str(executed), parameters=parameters,
                                 cwd=str(nb.parent), kernel_name="python3",
-                                progress_bar=True, log_output=log_output)
+                                progress_bar=True, log_output=log_output,
+                                extra_arguments=KERNEL_ARGUMENTS)
         except pm.PapermillExecutionError as error:
             raise UserError(failure_summary(nb, error, executed)) from None
         seconds = round(time.perf_counter() - start, 1)

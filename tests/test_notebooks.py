@@ -43,10 +43,12 @@ def test_data_phase_writes_the_contract(data_phase: Layout, tiny_chest: Path) ->
     assert (data_phase.executed_dir / "run.json").exists()
 
 
-def test_data_phase_rerun_keeps_the_split_byte_identical(data_phase: Layout, tiny_chest: Path) -> None:
+def test_data_phase_rerun_keeps_the_split_byte_identical(data_phase: Layout, tiny_chest: Path,
+                                                         capfd: pytest.CaptureFixture) -> None:
     before = data_phase.split_csv.read_bytes()
     assert run(data_phase.root, tiny_chest, "02") == 0
     assert data_phase.split_csv.read_bytes() == before
+    assert "without encryption" not in capfd.readouterr().err  # kernel start-up noise is off
 
 
 @pytest.mark.parametrize("number, run_name", [("03", "keras_baseline"), ("04", "torch_baseline")])
