@@ -10,6 +10,7 @@ run stops at the first failing notebook and prints that cell's error in a few li
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -77,6 +78,9 @@ def failure_summary(notebook: Path, error: Exception, executed: Path) -> str:
 # The kernel's own start-up log (a "TCP without encryption" warning on every start) is
 # noise here: the kernel listens on localhost only. Its errors still show.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# TensorFlow's C++ log lines (a spurious "failed call to cuInit" error on every CPU run)
+# reach the console from the kernels; its real errors arrive as Python exceptions.
+KERNEL_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, Any],
@@ -85,6 +89,8 @@ def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, 
     import papermill as pm  # imported here: the rest of helpers does not need it
 
     layout.executed_dir.mkdir(parents=True, exist_ok=True)
+    for key, value in KERNEL_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)  # kernels inherit it; a user's own value wins
     timings: list[dict[str, Any]] = []
     for i, nb in enumerate(notebooks, 1):
         executed = layout.executed_dir / nb.name

@@ -53,8 +53,9 @@ def test_data_phase_rerun_keeps_the_split_byte_identical(data_phase: Layout, tin
 
 @pytest.mark.parametrize("number, run_name", [("03", "keras_baseline"), ("04", "torch_baseline")])
 def test_model_notebook_writes_results(data_phase: Layout, tiny_chest: Path, number: str,
-                                       run_name: str) -> None:
+                                       run_name: str, capfd: pytest.CaptureFixture) -> None:
     assert run(data_phase.root, tiny_chest, number) == 0
+    assert "cuInit" not in capfd.readouterr().err  # TensorFlow's C++ noise stays quiet
     out = data_phase.results(run_name)
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["threshold_0.5"]["accuracy"] <= 1.0
