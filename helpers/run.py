@@ -78,9 +78,6 @@ def failure_summary(notebook: Path, error: Exception, executed: Path) -> str:
 # The kernel's own start-up log (a "TCP without encryption" warning on every start) is
 # noise here: the kernel listens on localhost only. Its errors still show.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-# TensorFlow's C++ log lines (a spurious "failed call to cuInit" error on every CPU run)
-# reach the console from the kernels; its real errors arrive as Python exceptions.
-KERNEL_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, Any],
@@ -89,8 +86,10 @@ def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, 
     import papermill as pm  # imported here: the rest of helpers does not need it
 
     layout.executed_dir.mkdir(parents=True, exist_ok=True)
-    for key, value in KERNEL_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)  # kernels inherit it; a user's own value wins
+    # Kernels inherit this; a user's own value wins. TensorFlow's C++ log lines (a spurious
+    # "failed call to cuInit" error on every CPU run) reach the console from the kernels,
+    # and its real errors arrive as Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     timings: list[dict[str, Any]] = []
     for i, nb in enumerate(notebooks, 1):
         executed = layout.executed_dir / nb.name
