@@ -39,16 +39,18 @@ from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
 
-from helpers.config import SAMPLE_DIR, Layout  # noqa: E402
-from helpers.model_data import load_arrays  # noqa: E402
-from helpers.torch_data import Augmentation, ImageArrayDataset, make_batches  # noqa: E402
+from helpers.config import SAMPLE_DIR, Layout, get_profile  # noqa: E402
+from helpers.model_data import Augmentation, load_arrays  # noqa: E402
+from helpers.protocols import phases  # noqa: E402
+from helpers.torch_data import ImageArrayDataset, make_batches  # noqa: E402
 from helpers.torch_models import (MEAN, STD, GreyToImageNet, ResNet50Classifier,  # noqa: E402
-                                  adam, amp_dtype, configure_phase, describe_device,
-                                  grad_scaler, seed_torch, to_device, train_step)
+                                  amp_dtype, configure_phase, describe_device, grad_scaler,
+                                  optimizer, set_seeds, to_device, train_step)
 
 IMAGENET_MEAN = [m / 255 for m in MEAN]
 IMAGENET_STD = [s / 255 for s in STD]
-PHASES = {"full": (False, 1), "head": (True, 1), "layer4": (True, 2)}  # (pretrained, phase)
+# --phase: (weights, index of the protocol's phase): scratch's one phase, transfer's two
+PHASES = {"full": ("none", 0), "head": ("imagenet", 0), "layer4": ("imagenet", 1)}
 
 
 class SeedStyleDataset(Dataset):
@@ -149,9 +151,11 @@ def bench_input(args: argparse.Namespace) -> None:
 
 def bench_train(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
-    seed_torch(0, device)
-    pretrained, phase = PHASES[args.phase]
-    print(f"{describe_device(device)}; {args.phase} fine-tune step, batch {args.batch_size}, "
+    set_seeds(0, device)
+    weights, index = PHASES[args.phase]
+    profile = get_profile("cpu", weights=weights, precision=args.precision)
+    phase = phases(profile)[index]
+    print(f"{describe_device(device, profile)}; {args.phase} step, batch {args.batch_size}, "
           f"{args.workers} workers, {torch.get_num_threads()} threads")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for size in args.sizes:
@@ -160,14 +164,15 @@ def bench_train(args: argparse.Namespace) -> None:
         batches = make_batches(ImageArrayDataset(images, np.arange(n) % 2, Augmentation()),
                                args.batch_size, seed=0, shuffle=True, device=device,
                                num_workers=args.workers)
-        model = to_device(ResNet50Classifier(pretrained), device)
-        optimizer = adam(configure_phase(model, phase), 1e-4, device)
+        model = to_device(ResNet50Classifier(weights != "none"), device)
+        opt = optimizer(configure_phase(model, phase), phase, device)
         model.train()
-        loss_fn, scaler, amp = nn.BCEWithLogitsLoss(), grad_scaler(device), amp_dtype(device)
+        amp = amp_dtype(device, profile)
+        loss_fn, scaler = nn.BCEWithLogitsLoss(), grad_scaler(device, amp)
 
         def steps(epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
             for x, y in batches.epoch(epoch):
-                train_step(model, x, y, loss_fn, optimizer, scaler, amp)
+                train_step(model, x, y, loss_fn, opt, scaler, amp)
                 yield x, y
 
         runs = [rate(steps(e), skip=args.warmup, sync=sync) for e in range(args.repeat)]
@@ -189,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     trn.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 224])
     trn.add_argument("--device", default="cpu")
     trn.add_argument("--phase", choices=PHASES, default="full")
+    trn.add_argument("--precision", choices=("auto", "float32"), default="auto",
+                     help="auto: bfloat16 autocast on a GPU or a CPU with native bfloat16")
     trn.add_argument("--synthetic", type=int, default=0,
                      help="time one epoch of N random images (default: warm-up + steps batches)")
     trn.add_argument("--warmup", type=int, default=2)

@@ -1,7 +1,7 @@
 """Data acquisition (notebook 01): dataset registry, Kaggle download, file discovery,
 a robust image reader, the image index and its audit.
 
-The index (one row per readable image) is written under ``layout.results("audit")`` so
+The index (one row per readable image) is written under ``layout.reports("audit")`` so
 that later phases read it with :func:`load_index` instead of decoding every file again.
 """
 
@@ -642,7 +642,7 @@ def duplicate_examples(groups: pd.DataFrame, data_dir: Path, max_groups: int = 4
 # ---------------------------------------------------------------- on disk
 
 def audit_dir(layout: Layout) -> Path:
-    return layout.results("audit")
+    return layout.reports("audit")
 
 
 def save_index(layout: Layout, spec: DatasetSpec, data_dir: Path,
@@ -681,7 +681,7 @@ def load_index(layout: Layout, data_dir: str | os.PathLike | None = None) -> pd.
 
 def save_audit(layout: Layout, tables: Mapping[str, pd.DataFrame], figures: Mapping[str, Any]) -> Path:
     """Write every table as <name>.csv, the summary also as summary.json, and every figure
-    as <name>.png under ``layout.results("audit")``; returns that folder."""
+    as <name>.png under ``layout.reports("audit")``; returns that folder."""
     from .plots import save_figure
 
     out = audit_dir(layout)

@@ -1,12 +1,13 @@
 """PyTorch inputs from the framework-free split arrays (the mirror of ``helpers.keras_data``).
 
-Each split is decoded once (``helpers.model_data.load_arrays``) into a uint8 tensor. A
-DataLoader asks for runs of whole batches: its workers gather them by index and augment
-them in uint8 with OpenCV. Batches reach the device as they are, grey uint8 (B, 1, s, s),
-12 times fewer bytes than normalised RGB floats; the model normalises them itself (its
-first layer, as Keras' ``preprocess_input``). Shuffling and augmentation depend on
-(seed, epoch) alone, so every epoch can be replayed on its own, with or without workers,
-and a resumed run needs no loader state.
+Each split is decoded once (``helpers.model_data.load_arrays``) into a uint8 array. A
+DataLoader asks for runs of whole batches (``helpers.model_data.epoch_batches``): its
+workers gather them by index and augment them in uint8 with OpenCV, exactly as the Keras
+side does. Batches reach the device as they are, grey uint8 (B, 1, s, s), 12 times fewer
+bytes than normalised RGB floats; the model normalises them itself (its first layer, as
+Keras' ``preprocess_input``). Shuffling and augmentation depend on (seed, epoch) alone, so
+every epoch can be replayed on its own, with or without workers, and a resumed run needs
+no loader state.
 """
 
 from __future__ import annotations
@@ -14,139 +15,72 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import Layout
-from .model_data import AugmentationParams, SplitArrays, load_all_arrays
+from .model_data import (Augmentation, Batch, SplitArrays, epoch_batches, gather_batches,
+                         load_all_arrays)
 
-_STREAMS = {"shuffle": 0, "augment": 1}
 TRANSFER_IMAGES = 128  # per worker message: at batch 32, 1.4x the images/s of one batch each
-_BORDERS = {"nearest": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT,
-            "wrap": cv2.BORDER_WRAP, "constant": cv2.BORDER_CONSTANT}  # Keras fill modes
-
-
-def epoch_generator(seed: int, epoch: int, stream: str) -> torch.Generator:
-    """A CPU generator that depends only on (seed, epoch, stream): "shuffle" or "augment"."""
-    state = np.random.SeedSequence([seed, epoch, _STREAMS[stream]]).generate_state(1, np.uint64)
-    return torch.Generator().manual_seed(int(state[0]))
-
-
-class Augmentation(AugmentationParams):
-    """The shared augmentation parameters applied per image in uint8.
-
-    Each image gets its own rotation, shift, shear, zoom and flip, composed into one affine
-    map and applied by ``cv2.warpAffine``. Hand-written because torchvision's v2 transforms
-    draw one parameter set per call on a batch, and per image on uint8 tensors they
-    resample in float through ``grid_sample``, several times slower than OpenCV.
-    """
-
-    def matrices(self, n: int, size: int, generator: torch.Generator) -> np.ndarray:
-        """(n, 2, 3) maps from output to input pixel coordinates, about the image centre."""
-        u = (torch.rand(n, 6, generator=generator, dtype=torch.float64) * 2 - 1).numpy()
-        angle = np.radians(u[:, 0] * self.rotation)
-        scale = 1 + u[:, 1] * self.zoom
-        mirror = np.where((u[:, 2] < 0) & self.flip, -1.0, 1.0)
-        cos, sin, zero, one = np.cos(angle), np.sin(angle), np.zeros(n), np.ones(n)
-        rotate = np.stack([cos, -sin, sin, cos], 1).reshape(n, 2, 2)
-        shear = np.stack([one, u[:, 3] * self.shear, zero, one], 1).reshape(n, 2, 2)
-        scaling = np.stack([scale * mirror, zero, zero, scale], 1).reshape(n, 2, 2)
-        inverse = np.linalg.inv(rotate @ shear @ scaling)
-        centre = np.full((n, 2, 1), (size - 1) / 2)
-        shift = u[:, 4:6, None] * self.shift * size
-        return np.concatenate([inverse, centre - inverse @ (centre + shift)], 2)
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Augmented copies of uint8 images (B, 1, s, s), parameters drawn from ``generator``."""
-        return self.warp(images, self.matrices(len(images), images.shape[-1], generator))
-
-    def warp(self, images: torch.Tensor, matrices: np.ndarray) -> torch.Tensor:
-        """Copies of uint8 images (B, 1, s, s), each mapped by its (2, 3) matrix.
-
-        Each image is padded by its fill mode as far as its map reaches and then warped with
-        a constant border: 2x faster than warpAffine's own border modes, and within one
-        grey level of them (fixed-point rounding).
-        """
-        size = images.shape[-1]
-        out = np.empty(images.shape, np.uint8)
-        corners = np.array([[0, size - 1, 0, size - 1], [0, 0, size - 1, size - 1], [1, 1, 1, 1]])
-        reach = matrices @ corners  # where each output corner samples the input
-        overshoot = np.maximum(-reach.min((1, 2)), reach.max((1, 2)) - (size - 1))
-        margins = np.ceil(overshoot.clip(0)).astype(int) + 2  # + the interpolation neighbour
-        for image, target, matrix, m in zip(images.numpy(), out, matrices, margins.tolist()):
-            padded = cv2.copyMakeBorder(image[0], m, m, m, m, _BORDERS[self.fill_mode], value=0)
-            cv2.warpAffine(padded, matrix + [[0, 0, m], [0, 0, m]], (size, size), dst=target[0],
-                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_CONSTANT)
-        return torch.from_numpy(out)
-
-
-Request = list[tuple[list[int], int]]  # consecutive batches, each (indices, augmentation seed)
 
 
 class ImageArrayDataset(Dataset):
-    """Grayscale images held once as a uint8 tensor (N, 1, s, s) with float labels (N,).
+    """Grayscale images held once as a uint8 array (N, s, s) with float labels (N,).
 
     Items are runs of whole batches: ``dataset[[(indices, seed), ...]]`` gathers their
     images in one index operation and, with an ``augment``, augments each batch with
-    parameters drawn from its own seed, so a batch never depends on how batches are grouped.
+    parameters drawn from its own seed (``helpers.model_data.gather_batches``).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray,
                  augment: Augmentation | None = None) -> None:
-        self.images = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).unsqueeze(1)
+        self.images = np.ascontiguousarray(images, dtype=np.uint8)
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.float32))
         self.augment = augment
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, request: Request) -> tuple[torch.Tensor, torch.Tensor]:
-        indices = [i for batch, _ in request for i in batch]
-        images = self.images[indices]
-        if self.augment is not None:
-            size = images.shape[-1]
-            images = self.augment.warp(images, np.concatenate([
-                self.augment.matrices(len(batch), size, torch.Generator().manual_seed(seed))
-                for batch, seed in request]))
-        return images, self.labels[indices]
+    def __getitem__(self, request: list[Batch]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = gather_batches(self.images, request, self.augment)
+        indices = torch.from_numpy(np.concatenate([idx for idx, _ in request]))
+        return torch.from_numpy(images).unsqueeze(1), self.labels[indices]
 
 
-class EpochBatchSampler(Sampler[Request]):
-    """Batches as (indices, seed), handed out ``group`` at a time (one worker message each,
-    which amortises the inter-process transfer). Order and seeds come from (seed, epoch)
-    alone (``set_epoch``, like DistributedSampler), so workers, grouping and resumed runs
-    all see the same batches."""
+class EpochBatchSampler(Sampler[list[Batch]]):
+    """An epoch's batches (``epoch_batches``), handed out ``group`` at a time (one worker
+    message each, which amortises the inter-process transfer); ``set_epoch`` picks the
+    epoch, like DistributedSampler."""
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0,
                  drop_last: bool = False, group: int = 1) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.drop_last = drop_last and n > batch_size
-        self.group = group
+        self.drop_last, self.group = drop_last, group
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def plan(self) -> list[Batch]:
+        return epoch_batches(self.n, self.batch_size, seed=self.seed, epoch=self.epoch,
+                             shuffle=self.shuffle, drop_last=self.drop_last)
+
     @property
     def batches(self) -> int:
         """Batches per epoch."""
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        full = self.drop_last and self.n > self.batch_size
+        return self.n // self.batch_size if full else -(-self.n // self.batch_size)
 
     def __len__(self) -> int:
         return -(-self.batches // self.group)
 
-    def __iter__(self) -> Iterator[Request]:
-        order = (torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch, "shuffle"))
-                 if self.shuffle else torch.arange(self.n))
-        seeds = torch.randint(2**62, (self.batches,),
-                              generator=epoch_generator(self.seed, self.epoch, "augment")).tolist()
-        batches = [(order[i * self.batch_size:(i + 1) * self.batch_size].tolist(), seed)
-                   for i, seed in enumerate(seeds)]
+    def __iter__(self) -> Iterator[list[Batch]]:
+        batches = self.plan()
         for start in range(0, len(batches), self.group):
             yield batches[start:start + self.group]
+
 
 
 @dataclass(frozen=True)
@@ -195,16 +129,18 @@ class TorchData:
     augmentation: Augmentation | None
 
 
-def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *, ros: bool = False,
+def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *,
+                  training_data: str = "original",
                   augmentation: Augmentation | None = Augmentation(), num_workers: int = 0,
                   device: torch.device | str = "cpu") -> TorchData:
-    """Train (shuffled and augmented with ``seed``; ``ros``: oversampled rows), val and test.
+    """Train (shuffled and augmented with ``seed``), val and test; ``training_data``
+    "ros" takes the oversampled training rows.
 
     ``augmentation=None`` trains on the images as they are; ``num_workers`` loader
     processes gather and augment the training batches.
     """
     device = torch.device(device)
-    arrays = load_all_arrays(layout, size, ros)
+    arrays = load_all_arrays(layout, size, training_data)
     batches = {s: make_batches(ImageArrayDataset(a.images, a.labels,
                                                  augmentation if s == "train" else None),
                                batch_size, seed=seed, shuffle=s == "train", device=device,

@@ -1,5 +1,5 @@
-"""torchvision ResNet50 with the thesis head (the mirror of the Keras baseline's model),
-its weights, what each training phase trains, and one training step.
+"""torchvision ResNet50 with the thesis head (the mirror of ``helpers.keras_models``),
+its weights, what each training phase trains, seeds, devices and one training step.
 
 Nothing here beyond torch, torchvision and NumPy, so a benchmark on a bare GPU machine
 can use it.
@@ -14,8 +14,9 @@ import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 
-from .config import seed_everything
+from .config import Profile, mixed_precision, seed_everything
 from .errors import UserError
+from .protocols import Phase, is_pretrained
 
 # The backbone's own preprocessing constants (the same for IMAGENET1K_V1 and V2), on 0-255.
 _PRESET = ResNet50_Weights.IMAGENET1K_V1.transforms()
@@ -26,11 +27,6 @@ STD = tuple(255 * s for s in _PRESET.std)
 # matches the Keras ImageNet weights' training recipe.
 WEIGHT_NAMES = {"imagenet": "IMAGENET1K_V1", "imagenet1k_v1": "IMAGENET1K_V1",
                 "imagenet1k_v2": "IMAGENET1K_V2"}
-
-
-def is_pretrained(weights: str) -> bool:
-    """Whether ``weights`` asks for trained backbone weights (anything but "none")."""
-    return str(weights).lower() != "none"
 
 
 class GreyToImageNet(nn.Module):
@@ -56,9 +52,8 @@ class ResNet50Classifier(nn.Module):
     per image.
 
     The normalisation is the model's first layer, as Keras' ``preprocess_input``, so the
-    loader ships uint8 and the device does the arithmetic. ``pretrained`` decides what phase
-    1 trains; while ``frozen_bn`` is set, ``train()`` keeps every BatchNorm layer in
-    inference mode (Keras: ``training=False``).
+    loader ships uint8 and the device does the arithmetic. While ``frozen_bn`` is set,
+    ``train()`` keeps every BatchNorm layer in inference mode (Keras: ``training=False``).
     """
 
     def __init__(self, pretrained: bool) -> None:
@@ -115,8 +110,11 @@ def backbone_state(weights: str) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def build_model(weights: str = "none") -> ResNet50Classifier:
-    """The classifier with ImageNet (or a file's) backbone weights, or random ones for "none"."""
+def build_model(size: int, weights: str = "imagenet") -> ResNet50Classifier:
+    """The classifier for (size, size) grey images with ImageNet (or a file's) backbone
+    weights, or random ones for "none" (torchvision's ResNet50 takes any size >= 32)."""
+    if size < 32:
+        raise UserError(f"IMAGE_SIZE={size} is too small for ResNet50: use 32 px or more.")
     model = ResNet50Classifier(pretrained=is_pretrained(weights))
     if model.pretrained:
         state = {k: v for k, v in backbone_state(weights).items() if not k.startswith("fc.")}
@@ -129,25 +127,17 @@ def build_model(weights: str = "none") -> ResNet50Classifier:
     return model
 
 
-def phase1_trains(model: ResNet50Classifier) -> str:
-    """What phase 1 trains, in words (for the log and the run's config)."""
-    return "the head (backbone frozen)" if model.pretrained else "the whole network (weights none)"
+def configure_phase(model: ResNet50Classifier, phase: Phase) -> list[nn.Parameter]:
+    """Set what trains in ``phase`` and return those parameters (as the Keras side).
 
-
-PHASE2_TRAINS = "the layer4 convolutions (BatchNorm frozen, in inference mode) and the head"
-
-
-def configure_phase(model: ResNet50Classifier, phase: int) -> list[nn.Parameter]:
-    """Set what trains in ``phase`` (1 or 2) and return those parameters (as the Keras side).
-
-    Phase 1: the head with the backbone frozen, or, with nothing pretrained, the whole
-    network with BatchNorm training (a frozen random backbone would feed the head noise).
-    Phase 2: the layer4 convolutions and the head; every BatchNorm frozen, in inference mode.
+    "all": the whole network with BatchNorm training (the scratch protocol); "head": the
+    head with the backbone frozen; "last_stage": the layer4 convolutions and the head.
+    Whenever the backbone is not trained whole, every BatchNorm is frozen in inference mode.
     """
-    whole = phase == 1 and not model.pretrained
+    whole = phase.trains == "all"
     model.requires_grad_(whole)
     model.head.requires_grad_(True)
-    if phase == 2:
+    if phase.trains == "last_stage":
         for module in model.backbone.layer4.modules():
             if isinstance(module, nn.Conv2d):
                 module.requires_grad_(True)
@@ -162,27 +152,30 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: bf16 on CUDA where supported, else fp16; None (full precision) on CPU."""
-    if device.type != "cuda":
+def amp_dtype(device: torch.device, profile: Profile) -> torch.dtype | None:
+    """Autocast dtype (``helpers.config.mixed_precision``): on CUDA bf16 where supported,
+    else fp16; on a CPU with native bf16, bf16; otherwise None (float32)."""
+    if not mixed_precision(profile, device.type):
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, profile: Profile) -> str:
     """The device and its precision, in words."""
-    if device.type != "cuda":
-        return f"{device}: full precision (float32)"
-    return (f"{device} ({torch.cuda.get_device_name(device)}): autocast "
-            f"{str(amp_dtype(device)).removeprefix('torch.')}, channels_last")
+    amp = amp_dtype(device, profile)
+    name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    precision = "float32" if amp is None else f"autocast {str(amp).removeprefix('torch.')}"
+    return f"{device}{name}: {precision}" + (", channels_last" if device.type == "cuda" else "")
 
 
-def seed_torch(seed: int, device: torch.device) -> None:
+def set_seeds(seed: int, device: torch.device | str = "cpu") -> None:
     """Seed Python, NumPy and torch; deterministic kernels on the CPU, cuDNN autotuning on
     the GPU."""
     seed_everything(seed)
     torch.manual_seed(seed)
-    if device.type == "cuda":
+    if torch.device(device).type == "cuda":
         torch.backends.cudnn.benchmark = True
     else:
         torch.use_deterministic_algorithms(True)
@@ -194,14 +187,17 @@ def to_device(model: nn.Module, device: torch.device) -> nn.Module:
     return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
 
 
-def adam(params: list[nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
-    """Adam with Keras' epsilon (1e-7); the fused kernel on CUDA."""
-    return torch.optim.Adam(params, lr=lr, eps=1e-7, fused=device.type == "cuda")
+def optimizer(params: list[nn.Parameter], phase: Phase, device: torch.device
+              ) -> torch.optim.Optimizer:
+    """The phase's Adam or AdamW with Keras' epsilon (1e-7); the fused kernel on CUDA."""
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[phase.optimizer]
+    extra = {"weight_decay": phase.weight_decay} if phase.optimizer == "adamw" else {}
+    return kind(params, lr=phase.lr, eps=1e-7, fused=device.type == "cuda", **extra)
 
 
-def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+def grad_scaler(device: torch.device, amp: torch.dtype | None) -> torch.amp.GradScaler:
     """A GradScaler that is active only for fp16 autocast."""
-    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+    return torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
 
 def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, loss_fn: nn.Module,

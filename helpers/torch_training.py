@@ -1,11 +1,13 @@
-"""Two-phase transfer learning of the PyTorch ResNet50, resumable after every epoch.
+"""Training of the PyTorch ResNet50 under either protocol, resumable after every epoch
+(the mirror of ``helpers.keras_training``: the same names and signatures).
 
-The Keras baseline's protocol: per phase a fresh Adam on the phase's trainable
-parameters, ReduceLROnPlateau on val_loss (factor 0.5, min 1e-7) and early stopping on
-val_loss; phase 2 starts from phase 1's best weights, and the run ends with the best
-weights on validation across both phases (``best.pt``). ``last.pt`` holds everything
-needed to continue after the last finished epoch; the loaders need no state, because
-each epoch's shuffle and augmentation depend on (seed, epoch) alone.
+The phases come from ``helpers.protocols``: one phase over the whole network with AdamW
+and a per-step warm-up + cosine schedule (scratch), or the thesis' two phases with Adam and
+ReduceLROnPlateau (transfer). Every phase has a fresh optimiser, schedule and early stopping
+on val_loss; phase 2 starts from phase 1's best weights, and the run ends with the best
+weights on validation over all phases (``best.pt``, weights only). ``last.pt`` holds
+everything needed to continue after the last finished epoch; the loaders need no state,
+because each epoch's batches depend on (seed, epoch) alone.
 """
 
 from __future__ import annotations
@@ -23,21 +25,20 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 from tqdm import tqdm
 
-from .config import Profile
+from .config import Layout, Profile
 from .errors import UserError
 from .model_data import HISTORY_COLUMNS
-from .torch_data import TorchData
-from .torch_models import (PHASE2_TRAINS, ResNet50Classifier, adam, amp_dtype, build_model,
-                           configure_phase, grad_scaler, is_pretrained, phase1_trains,
-                           predict_logits, seed_torch, to_device, train_step)
+from .protocols import Phase, phases, protocol_for, training_settings, warmup_cosine_lr
+from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
+from .torch_data import TorchData, load_datasets
+from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
+                           describe_device, grad_scaler, optimizer, pick_device,
+                           predict_logits, set_seeds, to_device, train_step)
 
-RUN = "torch_baseline"
 MIN_LR = 1e-7
-_SETTINGS = ("weights", "image_size", "batch_size", "epochs_head", "epochs_finetune", "lr_head",
-             "lr_finetune", "patience", "lr_patience")
 
 
 @dataclass
@@ -62,20 +63,22 @@ class EarlyStopping:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The best model on validation (in eval mode), the history and where the checkpoints are."""
+    """The best model on validation (in eval mode), the history, the protocol that ran and
+    the best weights' file (the same fields as the Keras side)."""
 
     model: ResNet50Classifier
     history: pd.DataFrame
     best_epoch: int
-    checkpoint_dir: Path
+    checkpoint: Path
+    protocol: str
+    phases: tuple[Phase, ...]
 
     def config(self) -> dict[str, Any]:
-        """What the run's config.json should record about training (as the Keras side)."""
+        """What the run's config.json records about training."""
         best = self.history.set_index("epoch").loc[self.best_epoch]
-        return {"best_epoch": self.best_epoch, "best_phase": int(best["phase"]),
-                "best_val_loss": float(best["val_loss"]),
-                "checkpoint": str(self.checkpoint_dir / "best.pt"),
-                "phase1_trains": phase1_trains(self.model), "phase2_trains": PHASE2_TRAINS}
+        return {"protocol": self.protocol, "phases": [p.describe() for p in self.phases],
+                "best_epoch": self.best_epoch, "best_phase": int(best["phase"]),
+                "best_val_loss": float(best["val_loss"]), "checkpoint": str(self.checkpoint)}
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:
@@ -107,13 +110,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def _run_settings(profile: Profile, seed: int, loss_fn: nn.Module,
-                 train_images: int) -> dict[str, Any]:
-    """What decides a run's result; a checkpoint only resumes a run with the same settings."""
-    return {**{k: getattr(profile, k) for k in _SETTINGS}, "seed": seed, "loss": repr(loss_fn),
-            "train_images": train_images}
-
-
 def _resume_state(directory: Path, settings: dict[str, Any], resume: bool) -> dict[str, Any] | None:
     """The last checkpoint to continue from, or None (``resume`` False: delete old checkpoints)."""
     last = directory / "last.pt"
@@ -138,24 +134,36 @@ def _metrics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     return accuracy, float(auc)
 
 
+def _scheduler(opt: torch.optim.Optimizer, phase: Phase, profile: Profile,
+               steps_per_epoch: int) -> LRScheduler | ReduceLROnPlateau:
+    """Per step warm-up + cosine (``protocols.warmup_cosine_lr``), or ReduceLROnPlateau."""
+    if phase.schedule == "warmup_cosine":
+        return LambdaLR(opt, lambda step: warmup_cosine_lr(step, phase, steps_per_epoch) / phase.lr)
+    # Keras reduces after `patience` bad epochs, torch after more than `patience`;
+    # Keras' min_delta 1e-4 is an absolute threshold.
+    return ReduceLROnPlateau(opt, factor=0.5, patience=profile.lr_patience - 1,
+                             threshold=1e-4, threshold_mode="abs", min_lr=MIN_LR)
+
+
 @dataclass
 class _Phase:
     """The optimiser, scheduler, scaler and stopper of one phase (fresh for each phase)."""
 
     optimizer: torch.optim.Optimizer
-    scheduler: ReduceLROnPlateau
+    scheduler: LRScheduler | ReduceLROnPlateau
     scaler: torch.amp.GradScaler
     stopper: EarlyStopping
 
     @classmethod
-    def start(cls, params: list[nn.Parameter], lr: float, profile: Profile,
-              device: torch.device) -> "_Phase":
-        optimizer = adam(params, lr, device)
-        # Keras reduces after `patience` bad epochs, torch after more than `patience`;
-        # Keras' min_delta 1e-4 is an absolute threshold.
-        scheduler = ReduceLROnPlateau(optimizer, factor=0.5, patience=profile.lr_patience - 1,
-                                      threshold=1e-4, threshold_mode="abs", min_lr=MIN_LR)
-        return cls(optimizer, scheduler, grad_scaler(device), EarlyStopping(profile.patience))
+    def start(cls, params: list[nn.Parameter], phase: Phase, profile: Profile,
+              device: torch.device, steps_per_epoch: int) -> "_Phase":
+        opt = optimizer(params, phase, device)
+        return cls(opt, _scheduler(opt, phase, profile, steps_per_epoch),
+                   grad_scaler(device, amp_dtype(device, profile)), EarlyStopping(profile.patience))
+
+    @property
+    def per_step(self) -> bool:
+        return not isinstance(self.scheduler, ReduceLROnPlateau)
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -169,10 +177,9 @@ class _Phase:
 
 
 def _fit_epoch(model: ResNet50Classifier, data: TorchData, state: _Phase, loss_fn: nn.Module,
-               epoch: int, phase: int) -> dict[str, Any]:
+               epoch: int, phase: int, amp: torch.dtype | None) -> dict[str, Any]:
     """Train one epoch, validate, and return its history row (tqdm bar with the results)."""
     train = data.batches["train"]
-    amp = amp_dtype(train.device)
     lr = state.optimizer.param_groups[0]["lr"]
     model.train()
     losses, logits, labels = [], [], []
@@ -180,6 +187,8 @@ def _fit_epoch(model: ResNet50Classifier, data: TorchData, state: _Phase, loss_f
               mininterval=2) as bar:
         for images, y in train.epoch(epoch):
             loss, out = train_step(model, images, y, loss_fn, state.optimizer, state.scaler, amp)
+            if state.per_step:
+                state.scheduler.step()
             losses.append(loss * len(y))
             logits.append(out)
             labels.append(y)
@@ -195,18 +204,19 @@ def _fit_epoch(model: ResNet50Classifier, data: TorchData, state: _Phase, loss_f
     return row
 
 
-def _enter_phase(model: ResNet50Classifier, phase: int, lr: float, profile: Profile,
-                 directory: Path, resumed: dict[str, Any] | None) -> tuple[_Phase, int]:
-    """The phase's state and its epochs done: fresh, with phase 2 starting from the best
-    weights so far, or, resuming inside this phase, the weights, states and RNGs of last.pt."""
+def _enter_phase(model: ResNet50Classifier, phase: Phase, profile: Profile, directory: Path,
+                 resumed: dict[str, Any] | None, steps_per_epoch: int) -> tuple[_Phase, int]:
+    """The phase's state and its epochs done: fresh, with a later phase starting from the
+    best weights so far, or, resuming inside this phase, the weights, states and RNGs of
+    last.pt."""
     device = next(model.parameters()).device
-    state = _Phase.start(configure_phase(model, phase), lr, profile, device)
+    state = _Phase.start(configure_phase(model, phase), phase, profile, device, steps_per_epoch)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         state.load_state_dict(resumed)
         _set_rng_state(resumed["rng"])
         return state, resumed["phase_epochs"]
-    if phase == 2 and (directory / "best.pt").exists():
+    if phase.number > 1 and (directory / "best.pt").exists():
         model.load_state_dict(_load(directory / "best.pt")["model"])
     return state, 0
 
@@ -214,55 +224,98 @@ def _enter_phase(model: ResNet50Classifier, phase: int, lr: float, profile: Prof
 def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str | Path,
           loss: nn.Module | None = None, resume: bool = True,
           on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
-    """Train the classifier in two phases on ``data`` (see the module docstring).
+    """Train the classifier on ``data`` under the profile's protocol (module docstring).
 
     ``loss`` defaults to BCEWithLogitsLoss; ``resume`` continues from ``last.pt`` in
     ``checkpoint_dir`` when there is one (False starts afresh); ``on_epoch_end`` gets each
-    epoch's history row after its checkpoint is written. A phase with 0 epochs is skipped.
+    epoch's history row after its checkpoint is written.
     """
-    if profile.epochs_head <= 0 and profile.epochs_finetune <= 0:
-        raise UserError("Both EPOCHS_HEAD and EPOCHS_FINETUNE are 0: set at least one above 0.")
+    planned = phases(profile)
+    if not planned:
+        raise UserError("The protocol has no epochs to train: set EPOCHS_SCRATCH (weights none) "
+                        "or EPOCHS_HEAD / EPOCHS_FINETUNE (pretrained) above 0.")
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
     device = data.batches["train"].device
+    amp = amp_dtype(device, profile)
     loss_fn = (loss if loss is not None else nn.BCEWithLogitsLoss()).to(device)
-    settings = _run_settings(profile, seed, loss_fn, len(data.arrays["train"]))
+    settings = training_settings(profile, seed=seed, loss=repr(loss_fn),
+                                 train_images=len(data.arrays["train"]))
     resumed = _resume_state(directory, settings, resume)
-    seed_torch(seed, device)
-    model = to_device(ResNet50Classifier(is_pretrained(profile.weights)) if resumed
-                      else build_model(profile.weights), device)
+    set_seeds(seed, device)
+    size = data.arrays["train"].images.shape[-1]
+    model = to_device(ResNet50Classifier(protocol_for(profile.weights) == "transfer") if resumed
+                      else build_model(size, profile.weights), device)
     history: list[dict[str, Any]] = list(resumed["history"]) if resumed else []
-    print(f"Phase 1 trains {phase1_trains(model)}; phase 2 {PHASE2_TRAINS}.")
-    for phase, epochs, lr in ((1, profile.epochs_head, profile.lr_head),
-                              (2, profile.epochs_finetune, profile.lr_finetune)):
-        if resumed and resumed["phase"] > phase:
+    print(f"Protocol {protocol_for(profile.weights)}: "
+          + "; ".join(p.describe() for p in planned) + ".")
+    steps = len(data.batches["train"])
+    for phase in planned:
+        if resumed and resumed["phase"] > phase.number:
             continue
-        state, done = _enter_phase(model, phase, lr, profile, directory, resumed)
+        state, done = _enter_phase(model, phase, profile, directory, resumed, steps)
         resumed = None
-        while done < epochs and not state.stopper.stop:
-            row = _fit_epoch(model, data, state, loss_fn, len(history) + 1, phase)
+        while done < phase.epochs and not state.stopper.stop:
+            row = _fit_epoch(model, data, state, loss_fn, len(history) + 1, phase.number, amp)
             if row["val_loss"] < min((r["val_loss"] for r in history), default=math.inf):
                 _save({"model": model.state_dict(), "epoch": row["epoch"]}, directory / "best.pt")
             history.append(row)
-            state.scheduler.step(row["val_loss"])
+            if not state.per_step:
+                state.scheduler.step(row["val_loss"])
             state.stopper.update(row["val_loss"])
             done += 1
-            _save({"settings": settings, "phase": phase, "phase_epochs": done, "history": history,
-                   "model": model.state_dict(), "rng": _rng_state(), **state.state_dict()},
-                  directory / "last.pt")
+            _save({"settings": settings, "phase": phase.number, "phase_epochs": done,
+                   "history": history, "model": model.state_dict(), "rng": _rng_state(),
+                   **state.state_dict()}, directory / "last.pt")
             if on_epoch_end is not None:
                 on_epoch_end(row)
     best = _load(directory / "best.pt")
     model.load_state_dict(best["model"])
     model.eval()
     history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
-    return TrainResult(model, history_frame, best["epoch"], directory)
+    return TrainResult(model, history_frame, best["epoch"], directory / "best.pt",
+                       protocol_for(profile.weights), tuple(planned))
 
 
 def predict_split(model: nn.Module, data: TorchData, split: str) -> pd.DataFrame:
-    """path, label_id, probability for every image of ``split`` (the evaluation module's input)."""
-    batches = data.batches[split]
-    logits, _ = predict_logits(model, batches.epoch(), amp_dtype(batches.device))
+    """path, label_id, probability for every image of ``split`` (the evaluation module's
+    input), computed in float32 whatever the training precision."""
+    logits, _ = predict_logits(model, data.batches[split].epoch(), None)  # float32 everywhere
     arrays = data.arrays[split]
     return pd.DataFrame({"path": arrays.paths, "label_id": arrays.labels,
                          "probability": torch.sigmoid(logits.double()).cpu().numpy()})
+
+
+def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
+                 loss: nn.Module | None = None, resume: bool = True,
+                 device: str | None = None) -> RunOutcome:
+    """One run, start to end: load the split's cached images, build, train, predict the
+    validation and test splits, and save the results under the run's name.
+
+    A run that finished with the same settings is not trained again (``resume=False``
+    trains it afresh); an interrupted one continues from its last epoch. Once the results
+    are written, only the best weights are kept (``best.pt``).
+    """
+    check_protocol(spec, profile, "pytorch")
+    torch_device = pick_device(device)
+    data = load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
+                         training_data=spec.training_data, num_workers=profile.num_workers,
+                         device=torch_device)
+    loss_fn = loss if loss is not None else nn.BCEWithLogitsLoss()
+    settings = training_settings(profile, seed=spec.seed, loss=repr(loss_fn),
+                                 train_images=len(data.arrays["train"]))
+    if resume and finished(layout, spec, settings):
+        print(f"{spec.name} finished already: results read from {layout.results(spec.name)} "
+              f"(RESUME=False trains it again).")
+        return saved_outcome(layout, spec)
+    print(f"{spec.name} on {describe_device(torch_device, profile)}")
+    result = train(data, profile, seed=spec.seed, checkpoint_dir=layout.checkpoints(spec.name),
+                   loss=loss_fn, resume=resume)
+    outcome = save_outcome(
+        layout, spec, test=predict_split(result.model, data, "test"),
+        val=predict_split(result.model, data, "val"), history=result.history,
+        checkpoint=result.checkpoint,
+        config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
+                "device": describe_device(torch_device, profile), **result.config()})
+    (result.checkpoint.parent / "last.pt").unlink(missing_ok=True)  # weights only, once done
+    return outcome

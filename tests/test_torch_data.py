@@ -5,16 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from helpers.config import Layout
-from helpers.model_data import read_split_rows
-from helpers.torch_data import (_BORDERS, Augmentation, ImageArrayDataset, TorchData,
-                                load_datasets, make_batches)
+from helpers.model_data import Augmentation, epoch_batches, gather_batches, read_split_rows
+from helpers.torch_data import ImageArrayDataset, TorchData, load_datasets, make_batches
 
 pytestmark = pytest.mark.torch
 
@@ -42,52 +40,6 @@ def test_augmentation_changes_training_images_only(prepared_layout: Layout) -> N
     assert not torch.allclose(xp, xa)
     for split in ("val", "test"):
         assert torch.equal(first_batch(plain, split)[0], first_batch(augmented, split, epoch=5)[0])
-
-
-def test_each_image_gets_its_own_augmentation() -> None:
-    images = torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8)
-    generator = torch.Generator().manual_seed(0)
-    identity = Augmentation(rotation=0, shift=0, shear=0, zoom=0, flip=False)
-    assert torch.equal(identity(images, generator), images)
-    flipped = Augmentation(rotation=0, shift=0, shear=0, zoom=0, flip=True)(images, generator)
-    mirrored = torch.tensor([torch.equal(f, i.flip(-1)) for f, i in zip(flipped, images)])
-    kept = torch.tensor([torch.equal(f, i) for f, i in zip(flipped, images)])
-    assert torch.all(mirrored ^ kept) and 0 < int(mirrored.sum()) < 32
-    augmented = Augmentation()(images, generator)
-    assert augmented.dtype == torch.uint8 and augmented.shape == images.shape
-    assert len({a.numpy().tobytes() for a in augmented}) == 32
-
-
-def test_augmentation_maps_keep_the_centre_and_shift_within_range() -> None:
-    generator = torch.Generator().manual_seed(0)
-    unshifted = Augmentation(shift=0).matrices(100, 9, generator)
-    assert np.allclose(unshifted @ [4, 4, 1], 4)  # rotation, shear, zoom, flip about the centre
-    shifted = Augmentation(rotation=0, shear=0, zoom=0, flip=False).matrices(100, 9, generator)
-    assert np.allclose(shifted[:, :, :2], np.eye(2))
-    assert np.abs(shifted[:, :, 2]).max() <= 0.9 and shifted[:, :, 2].std() > 0.3  # 0.1 x 9 px
-
-
-@pytest.mark.parametrize("fill_mode, black_pixels", [("nearest", False), ("constant", True)])
-def test_fill_mode_as_keras_names_it(fill_mode: str, black_pixels: bool) -> None:
-    white = torch.full((8, 1, 16, 16), 255, dtype=torch.uint8)
-    moved = Augmentation(rotation=30, fill_mode=fill_mode)(white, torch.Generator().manual_seed(0))
-    assert bool((moved == 0).any()) == black_pixels
-
-
-@pytest.mark.parametrize("fill_mode", sorted(_BORDERS))
-@pytest.mark.parametrize("size", [16, 64])
-def test_padded_warp_matches_opencv_border_modes_within_one_grey_level(fill_mode: str,
-                                                                       size: int) -> None:
-    augmentation = Augmentation(rotation=30, shift=0.2, zoom=0.2, fill_mode=fill_mode)
-    images = torch.randint(0, 256, (32, 1, size, size), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(size))
-    matrices = augmentation.matrices(32, size, torch.Generator().manual_seed(1))
-    reference = np.stack([cv2.warpAffine(image[0], matrix, (size, size),
-                                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                         borderMode=_BORDERS[fill_mode])
-                          for image, matrix in zip(images.numpy(), matrices)])
-    difference = np.abs(augmentation.warp(images, matrices)[:, 0].numpy().astype(int) - reference)
-    assert difference.max() <= 1 and (difference > 0).mean() < 0.01
 
 
 def test_seeded_order_is_reproducible_per_epoch_and_across_workers(prepared_layout: Layout) -> None:
@@ -124,7 +76,17 @@ def test_oversampled_training_rows(prepared_layout: Layout, tmp_path: Path) -> N
     shutil.copytree(prepared_layout.root / "data", tmp_path / "data")
     rows = read_split_rows(layout, "train")
     pd.concat([rows, rows[rows["label_id"] == 1]]).to_csv(layout.ros_csv, index=False)
-    data = load_datasets(layout, 32, 8, seed=0, ros=True)
+    data = load_datasets(layout, 32, 8, seed=0, training_data="ros")
     assert len(data.arrays["train"]) == 64 and int(data.arrays["train"].labels.sum()) == 32
     assert len(data.arrays["val"]) == 16
     assert len(data.batches["train"]) == 8
+
+
+def test_batches_are_the_framework_free_epoch_plan(prepared_layout: Layout) -> None:
+    data = load_datasets(prepared_layout, 32, 8, seed=5)
+    images = data.arrays["train"].images
+    plan = epoch_batches(len(images), 8, seed=5, epoch=2, shuffle=True, drop_last=True)
+    for (x, y), batch in zip(data.batches["train"].epoch(2), plan, strict=True):
+        expected = gather_batches(images, [batch], Augmentation())
+        assert torch.equal(x[:, 0], torch.from_numpy(expected))
+        assert y.tolist() == data.arrays["train"].labels[batch[0]].tolist()

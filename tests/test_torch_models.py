@@ -10,7 +10,9 @@ import torch
 from torch import nn
 from torchvision.models import resnet50
 
+from helpers.config import get_profile
 from helpers.errors import UserError
+from helpers.protocols import phases
 from helpers.torch_models import (MEAN, STD, GreyToImageNet, ResNet50Classifier, build_model,
                                   configure_phase)
 
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.torch
 
 
 def test_head_gives_one_logit_per_image() -> None:
-    model = build_model("none").eval()
+    model = build_model(32, "none").eval()
     with torch.no_grad():
         assert model(torch.zeros(2, 1, 32, 32, dtype=torch.uint8)).shape == (2,)
     linear = [(m.in_features, m.out_features) for m in model.head if isinstance(m, nn.Linear)]
@@ -37,7 +39,7 @@ def test_first_layer_maps_grey_black_and_white_to_imagenet_extremes() -> None:
 
 
 def test_normalisation_constants_stay_out_of_checkpoints() -> None:
-    model = build_model("none")
+    model = build_model(32, "none")
     assert not any(key.startswith("normalize") for key in model.state_dict())
     assert set(model.backbone.state_dict()) == set(resnet50().state_dict()) - {"fc.weight",
                                                                                 "fc.bias"}
@@ -57,18 +59,20 @@ def test_phases_train_the_head_then_layer4_convolutions_with_batchnorm_frozen() 
     layer4 = {f"backbone.layer4.{n}.weight" for n, m in model.backbone.layer4.named_modules()
               if isinstance(m, nn.Conv2d)}
     assert len(layer4) == 10  # 3 blocks x 3 convolutions + the downsampling one
-    configure_phase(model, 1)
+    head_phase, last_stage = phases(get_profile("smoke", weights="imagenet"))
+    configure_phase(model, head_phase)
     assert trainable(model) == head and batchnorm_training(model.train()) == {False}
-    params = configure_phase(model, 2)
+    params = configure_phase(model, last_stage)
     assert trainable(model) == head | layer4 and len(params) == len(head | layer4)
     model.train()
     assert batchnorm_training(model) == {False}
     assert all(m.training for m in model.head)
 
 
-def test_without_pretrained_weights_phase_one_trains_everything() -> None:
+def test_without_pretrained_weights_the_one_phase_trains_everything() -> None:
     model = ResNet50Classifier(pretrained=False)
-    configure_phase(model, 1)
+    (only,) = phases(get_profile("smoke", weights="none"))
+    configure_phase(model, only)
     assert trainable(model) == {n for n, _ in model.named_parameters()}
     assert batchnorm_training(model.train()) == {True}
 
@@ -83,22 +87,27 @@ def test_offline_download_stops_with_one_sentence(weights: str, file: str, tmp_p
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(UserError) as error:
-        build_model(weights)
+        build_model(32, weights)
     message = str(error.value)
     assert file in message and str(tmp_path / "hub" / "checkpoints") in message
     assert "WEIGHTS=<path" in message and "WEIGHTS=none" in message
     assert "\n" not in message and message.count(". ") == 0
 
 
+def test_too_small_an_image_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="IMAGE_SIZE=16"):
+        build_model(16, "none")
+
+
 def test_missing_local_weights_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="nothere.pth"):
-        build_model(str(tmp_path / "nothere.pth"))
+        build_model(32, str(tmp_path / "nothere.pth"))
 
 
 def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
     reference = resnet50()
     torch.save(reference.state_dict(), tmp_path / "resnet50.pth")
-    model = build_model(str(tmp_path / "resnet50.pth"))
+    model = build_model(32, str(tmp_path / "resnet50.pth"))
     assert model.pretrained
     assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
     assert torch.equal(model.backbone.layer4[2].bn3.running_var,

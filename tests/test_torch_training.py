@@ -1,24 +1,29 @@
-"""Two-phase training on the 32 px toy set (smoke profile): checkpoints, history,
-reproducibility, and an interrupted run that resumes to the same final weights."""
+"""Training on the 32 px toy set (smoke profile): both protocols, checkpoints, history,
+reproducibility, an interrupted run that resumes to the same final weights, and the run
+function that writes a named run's results."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import torch
+from torchvision.models import resnet50
 
 from helpers.config import Layout, Profile, get_profile
 from helpers.errors import UserError
-from helpers.torch_data import TorchData, load_datasets
 from helpers.model_data import HISTORY_COLUMNS
-from helpers.torch_training import TrainResult, predict_split, train
+from helpers.protocols import phases, warmup_cosine_lr
+from helpers.runs import RunSpec
+from helpers.torch_data import TorchData, load_datasets
+from helpers.torch_training import TrainResult, predict_split, run_training, train
 
 pytestmark = pytest.mark.torch
 
-PROFILE = get_profile("smoke", epochs_head=2)  # 2 + 1 epochs: a resume inside a phase and across
+SCRATCH = get_profile("smoke", epochs_scratch=3, patience=3)  # one phase, warm-up + cosine
 
 
 class Interrupted(Exception):
@@ -32,6 +37,10 @@ def stop_after(epoch: int):
     return hook
 
 
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(v, b[k]) for k, v in a.items())
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Any:
     """One intra-op thread: on a CPU shared with other test processes, OpenMP threads
@@ -43,61 +52,125 @@ def one_thread() -> Any:
 
 
 @pytest.fixture(scope="module")
-def data(prepared_layout: Layout) -> TorchData:
-    return load_datasets(prepared_layout, 32, PROFILE.batch_size, seed=42)
+def transfer(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """The transfer protocol (2 + 1 epochs) from a local random "pretrained" file."""
+    path = tmp_path_factory.mktemp("weights") / "resnet50.pth"
+    torch.manual_seed(0)
+    torch.save(resnet50().state_dict(), path)
+    return get_profile("smoke", weights=str(path), epochs_head=2)
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(data: TorchData, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
-    return train(data, PROFILE, seed=42, checkpoint_dir=tmp_path_factory.mktemp("ckpt"))
+def data(prepared_layout: Layout) -> TorchData:
+    return load_datasets(prepared_layout, 32, SCRATCH.batch_size, seed=42)
 
 
-def test_training_writes_checkpoints_and_history(uninterrupted: TrainResult) -> None:
-    history = uninterrupted.history
+@pytest.fixture(scope="module")
+def scratch_run(data: TorchData, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    return train(data, SCRATCH, seed=42, checkpoint_dir=tmp_path_factory.mktemp("scratch"))
+
+
+@pytest.fixture(scope="module")
+def transfer_run(data: TorchData, transfer: Profile,
+                 tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    return train(data, transfer, seed=42, checkpoint_dir=tmp_path_factory.mktemp("transfer"))
+
+
+def test_scratch_protocol_is_one_phase_on_the_warmup_cosine_schedule(
+        scratch_run: TrainResult, data: TorchData) -> None:
+    history = scratch_run.history
     assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2, 3] and history["phase"].tolist() == [1, 1, 1]
+    (phase,) = phases(SCRATCH)
+    steps = len(data.batches["train"])
+    expected = [warmup_cosine_lr(e * steps, phase, steps) for e in range(3)]
+    assert history["lr"].tolist() == pytest.approx(expected, rel=1e-9)
+    assert expected[0] < expected[1]  # warm-up, then decay
+    config = scratch_run.config()
+    assert config["protocol"] == "scratch" and "AdamW" in config["phases"][0]
+    assert scratch_run.checkpoint.name == "best.pt"
+    assert {p.name for p in scratch_run.checkpoint.parent.iterdir()} == {"best.pt", "last.pt"}
+    assert not scratch_run.model.training
+    assert scratch_run.best_epoch == history.loc[history["val_loss"].idxmin(), "epoch"]
+
+
+def test_transfer_protocol_trains_two_phases(transfer_run: TrainResult,
+                                             transfer: Profile) -> None:
+    history = transfer_run.history
     assert history["epoch"].tolist() == [1, 2, 3] and history["phase"].tolist() == [1, 1, 2]
-    assert history["lr"].tolist()[-1] == PROFILE.lr_finetune
-    assert history[["loss", "val_loss"]].notna().all().all()
-    assert uninterrupted.best_epoch == history.loc[history["val_loss"].idxmin(), "epoch"]
-    assert {p.name for p in uninterrupted.checkpoint_dir.iterdir()} == {"best.pt", "last.pt"}
-    assert not uninterrupted.model.training
-    config = uninterrupted.config()
-    assert config["best_epoch"] == uninterrupted.best_epoch and config["best_phase"] in (1, 2)
-    assert config["phase1_trains"] == "the whole network (weights none)"
+    assert history["lr"].tolist() == [transfer.lr_head] * 2 + [transfer.lr_finetune]
+    config = transfer_run.config()
+    assert config["protocol"] == "transfer" and len(config["phases"]) == 2
+    assert "backbone frozen" in config["phases"][0] and config["best_phase"] in (1, 2)
 
 
-def test_same_seed_twice_gives_identical_results(uninterrupted: TrainResult, data: TorchData,
+def test_same_seed_twice_gives_identical_results(scratch_run: TrainResult, data: TorchData,
                                                  tmp_path: Path) -> None:
-    again = train(data, PROFILE, seed=42, checkpoint_dir=tmp_path)
-    pd.testing.assert_frame_equal(again.history, uninterrupted.history, check_exact=True)
+    again = train(data, SCRATCH, seed=42, checkpoint_dir=tmp_path)
+    pd.testing.assert_frame_equal(again.history, scratch_run.history, check_exact=True)
     pd.testing.assert_frame_equal(predict_split(again.model, data, "test"),
-                                  predict_split(uninterrupted.model, data, "test"),
+                                  predict_split(scratch_run.model, data, "test"),
                                   check_exact=True)
 
 
-def test_interrupted_run_resumes_to_the_same_final_weights(uninterrupted: TrainResult,
-                                                           data: TorchData, tmp_path: Path) -> None:
-    for epoch in (1, 2):  # inside phase 1, then at the phase boundary
+@pytest.mark.parametrize("protocol, stops", [("scratch", (1,)), ("transfer", (1, 2))])
+def test_interrupted_run_resumes_to_the_same_final_weights(
+        protocol: str, stops: tuple[int, ...], request: pytest.FixtureRequest, data: TorchData,
+        tmp_path: Path) -> None:
+    profile = SCRATCH if protocol == "scratch" else request.getfixturevalue("transfer")
+    uninterrupted: TrainResult = request.getfixturevalue(f"{protocol}_run")
+    for epoch in stops:  # inside a phase, then (transfer) at the phase boundary
         with pytest.raises(Interrupted):
-            train(data, PROFILE, seed=42, checkpoint_dir=tmp_path, on_epoch_end=stop_after(epoch))
-    resumed = train(data, PROFILE, seed=42, checkpoint_dir=tmp_path)
+            train(data, profile, seed=42, checkpoint_dir=tmp_path, on_epoch_end=stop_after(epoch))
+    resumed = train(data, profile, seed=42, checkpoint_dir=tmp_path)
     pd.testing.assert_frame_equal(resumed.history, uninterrupted.history, check_exact=True)
     expected = uninterrupted.model.state_dict()
-    assert all(torch.equal(v, expected[k]) for k, v in resumed.model.state_dict().items())
-    best = torch.load(tmp_path / "best.pt", weights_only=True)["model"]
-    assert all(torch.equal(v, expected[k]) for k, v in best.items())
+    assert same_weights(resumed.model.state_dict(), expected)
+    assert same_weights(torch.load(tmp_path / "best.pt", weights_only=True)["model"], expected)
 
 
-def test_finished_run_is_not_trained_again(uninterrupted: TrainResult, data: TorchData) -> None:
-    again = train(data, PROFILE, seed=42, checkpoint_dir=uninterrupted.checkpoint_dir,
+def test_finished_run_is_not_trained_again(scratch_run: TrainResult, data: TorchData) -> None:
+    again = train(data, SCRATCH, seed=42, checkpoint_dir=scratch_run.checkpoint.parent,
                   on_epoch_end=stop_after(1))  # would raise if an epoch ran
-    pd.testing.assert_frame_equal(again.history, uninterrupted.history)
-    assert again.best_epoch == uninterrupted.best_epoch
+    pd.testing.assert_frame_equal(again.history, scratch_run.history)
+    assert again.best_epoch == scratch_run.best_epoch
 
 
-@pytest.mark.parametrize("change", [{"lr_head": 1e-3}, {"weights": "imagenet"}])
-def test_resuming_with_other_settings_is_a_user_error(uninterrupted: TrainResult, data: TorchData,
+@pytest.mark.parametrize("change", [{"lr_scratch": 1e-2}, {"weight_decay": 0.0}])
+def test_resuming_with_other_settings_is_a_user_error(scratch_run: TrainResult, data: TorchData,
                                                       change: dict[str, Any]) -> None:
-    profile: Profile = get_profile("smoke", epochs_head=2, **change)
+    profile = get_profile("smoke", epochs_scratch=3, patience=3, **change)
     with pytest.raises(UserError, match="RESUME=False"):
-        train(data, profile, seed=42, checkpoint_dir=uninterrupted.checkpoint_dir)
+        train(data, profile, seed=42, checkpoint_dir=scratch_run.checkpoint.parent)
+
+
+def test_no_epochs_at_all_is_a_user_error(data: TorchData, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="EPOCHS_SCRATCH"):
+        train(data, get_profile("smoke", epochs_scratch=0), seed=42, checkpoint_dir=tmp_path)
+
+
+def test_run_training_writes_a_named_run_and_skips_it_when_done(prepared_layout: Layout,
+                                                               tmp_path: Path) -> None:
+    layout = Layout.of("toy", tmp_path)
+    for path in (prepared_layout.split_csv, prepared_layout.split_config):
+        target = layout.root / path.relative_to(prepared_layout.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    (layout.root / "data" / "processed").symlink_to(prepared_layout.root / "data" / "processed")
+    profile = get_profile("smoke", epochs_scratch=1)
+    specs = [RunSpec.for_profile("toy", "pytorch", profile, seed=s) for s in (1, 2)]
+    outcomes = [run_training(spec, layout, profile) for spec in specs]
+    assert [o.results_dir.name for o in outcomes] == ["pytorch-baseline-scratch-seed1",
+                                                      "pytorch-baseline-scratch-seed2"]
+    for outcome in outcomes:
+        files = {p.name for p in outcome.results_dir.iterdir()}
+        assert {"metrics.json", "predictions.csv", "history.csv", "config.json"} <= files
+        assert [p.name for p in outcome.checkpoint.parent.iterdir()] == ["best.pt"]
+        config = json.loads((outcome.results_dir / "config.json").read_text())
+        assert config["protocol"] == "scratch" and config["framework"] == "pytorch"
+        assert config["settings"]["seed"] == outcome.spec.seed and outcome.trained
+    assert outcomes[0].metrics != outcomes[1].metrics  # another seed, another model
+    again = run_training(specs[0], layout, profile)
+    assert not again.trained and again.metrics == outcomes[0].metrics
+    with pytest.raises(ValueError, match="RunSpec.for_profile"):
+        run_training(RunSpec("toy", "pytorch", protocol="transfer"), layout, profile)

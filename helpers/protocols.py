@@ -1,0 +1,106 @@
+"""The two training protocols, framework-free: which phases run, what each trains, how fast.
+
+- ``transfer`` (pretrained weights): the thesis' two phases. Phase 1 trains the head on a
+  frozen backbone (Adam ``lr_head``); phase 2 fine-tunes the last stage with BatchNorm
+  frozen (Adam ``lr_finetune``); ReduceLROnPlateau on val_loss in each.
+- ``scratch`` (``WEIGHTS=none``): one phase over the whole network, AdamW at
+  ``lr_scratch`` with decoupled weight decay, a linear warm-up over ``warmup_epochs``
+  and a cosine decay to 1% of the peak, stepped every batch. A frozen random backbone
+  would feed the head noise, and transfer rates (1e-4, then 1e-5) are far too low for
+  random weights.
+
+Both stop early on val_loss (``patience``) and keep the best weights on validation. The
+Keras and the PyTorch training follow the same list of phases and the same schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from typing import Any
+
+from .config import Profile
+
+PROTOCOLS = ("scratch", "transfer")
+WARMUP_START = 0.04  # the warm-up starts at 4% of the peak rate (one-cycle's 1/25)
+FINAL_FRACTION = 0.01  # the cosine ends at 1% of the peak rate
+
+
+def is_pretrained(weights: str) -> bool:
+    """Whether ``weights`` asks for trained backbone weights (anything but "none")."""
+    return str(weights).lower() != "none"
+
+
+def protocol_for(weights: str) -> str:
+    """"transfer" for pretrained weights, "scratch" for ``weights="none"``."""
+    return "transfer" if is_pretrained(weights) else "scratch"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase: what trains, for how many epochs, with which optimiser and rate."""
+
+    number: int
+    trains: str  # "all" (whole network), "head" (backbone frozen), "last_stage" (+ head)
+    epochs: int
+    lr: float
+    optimizer: str  # "adam" or "adamw"
+    weight_decay: float
+    schedule: str  # "plateau" (ReduceLROnPlateau on val_loss) or "warmup_cosine" (per step)
+    warmup_epochs: float = 0.0
+
+    def describe(self) -> str:
+        """The phase in words, for the log and the run's config."""
+        what = {"all": "the whole network", "head": "the head (backbone frozen)",
+                "last_stage": "the last stage (BatchNorm frozen) and the head"}[self.trains]
+        rate = (f"AdamW {self.lr:g} (weight decay {self.weight_decay:g}), {self.warmup_epochs:g} "
+                f"warm-up epoch(s) then cosine decay" if self.schedule == "warmup_cosine"
+                else f"Adam {self.lr:g}, ReduceLROnPlateau")
+        return f"phase {self.number}: {what}, up to {self.epochs} epochs, {rate}"
+
+
+def phases(profile: Profile) -> list[Phase]:
+    """The phases of the profile's protocol that have epochs (see the module docstring)."""
+    if protocol_for(profile.weights) == "scratch":
+        planned = [Phase(1, "all", profile.epochs_scratch, profile.lr_scratch, "adamw",
+                         profile.weight_decay, "warmup_cosine", profile.warmup_epochs)]
+    else:
+        planned = [Phase(1, "head", profile.epochs_head, profile.lr_head, "adam", 0.0, "plateau"),
+                   Phase(2, "last_stage", profile.epochs_finetune, profile.lr_finetune, "adam",
+                         0.0, "plateau")]
+    return [p for p in planned if p.epochs > 0]
+
+
+_SETTINGS = ("weights", "image_size", "batch_size", "epochs_head", "epochs_finetune", "lr_head",
+             "lr_finetune", "patience", "lr_patience", "epochs_scratch", "lr_scratch",
+             "warmup_epochs", "weight_decay", "precision")
+
+
+def training_settings(profile: Profile, *, seed: int, loss: str, train_images: int
+                      ) -> dict[str, Any]:
+    """What decides a run's result: a checkpoint resumes, and a finished run is skipped,
+    only with the same settings (the profile's training fields, seed, loss, row count)."""
+    return {**{k: getattr(profile, k) for k in _SETTINGS}, "protocol": protocol_for(profile.weights),
+            "seed": seed, "loss": loss, "train_images": train_images}
+
+
+def warmup_steps(phase: Phase, steps_per_epoch: int) -> int:
+    """Optimizer steps of the linear warm-up (at least 1, at most all but one step)."""
+    total = phase.epochs * steps_per_epoch
+    return max(1, min(total - 1, round(phase.warmup_epochs * steps_per_epoch)))
+
+
+def warmup_cosine_lr(step: int, phase: Phase, steps_per_epoch: int) -> float:
+    """The reference rate at optimizer step ``step`` (0-based) of a warmup_cosine phase.
+
+    Linear from ``WARMUP_START`` x peak to the peak over the warm-up steps, then cosine
+    down to ``FINAL_FRACTION`` x peak at the last step. Both frameworks' library schedules
+    are tested against this formula.
+    """
+    total, warm = phase.epochs * steps_per_epoch, warmup_steps(phase, steps_per_epoch)
+    peak = phase.lr
+    if step < warm:
+        return peak * (WARMUP_START + (1 - WARMUP_START) * step / warm)
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return peak * (FINAL_FRACTION + (1 - FINAL_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))

@@ -1,0 +1,126 @@
+"""A run's identity: what was trained, on what, how; its name names its folders.
+
+``results/<dataset>/runs/<name>/`` and ``checkpoints/<dataset>/runs/<name>/`` hold one run
+each, so another seed, scenario, framework or protocol never overwrites or blocks a run.
+The baselines of notebooks 03 and 04 are the ``baseline`` runs of their framework; the
+pixel reference is a run of framework ``sklearn``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import evaluation
+from .config import Layout, Profile
+from .errors import UserError
+from .model_data import TRAINING_DATA
+from .protocols import protocol_for
+
+FRAMEWORKS = ("keras", "pytorch", "sklearn")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run is: data set, framework, scenario, seed, training rows, loss, protocol."""
+
+    dataset: str
+    framework: str
+    scenario: str = "baseline"
+    seed: int = 42
+    training_data: str = "original"
+    loss: str = "binary_crossentropy"
+    protocol: str = "scratch"  # helpers.protocols.PROTOCOLS; for sklearn, its input
+
+    def __post_init__(self) -> None:
+        if self.framework not in FRAMEWORKS:
+            raise UserError(f"Unknown framework {self.framework!r}: use one of {FRAMEWORKS}.")
+        if self.training_data not in TRAINING_DATA:
+            raise UserError(f"Unknown training data {self.training_data!r}: use one of "
+                            f"{TRAINING_DATA}.")
+
+    @classmethod
+    def for_profile(cls, dataset: str, framework: str, profile: Profile, *,
+                    scenario: str = "baseline", seed: int = 42, training_data: str = "original",
+                    loss: str = "binary_crossentropy") -> "RunSpec":
+        """The description of a run trained with ``profile`` (its weights decide the protocol)."""
+        return cls(dataset, framework, scenario, seed, training_data, loss,
+                   protocol_for(profile.weights))
+
+    @property
+    def name(self) -> str:
+        """The folder name, e.g. ``pytorch-baseline-scratch-seed42``."""
+        return f"{self.framework}-{self.scenario}-{self.protocol}-seed{self.seed}"
+
+    def describe(self) -> dict[str, Any]:
+        """The description as config.json records it (``run`` is the name)."""
+        return {"run": self.name, **asdict(self)}
+
+
+def check_protocol(spec: RunSpec, profile: Profile, framework: str) -> None:
+    """Stop when a run description does not fit the framework or the profile's protocol."""
+    if spec.framework != framework:
+        raise ValueError(f"{spec.name} is a {spec.framework} run, not a {framework} one.")
+    if spec.protocol != protocol_for(profile.weights):
+        raise ValueError(f"{spec.name} names protocol {spec.protocol!r} but weights "
+                         f"{profile.weights!r} train with {protocol_for(profile.weights)!r}: "
+                         f"build the description with RunSpec.for_profile.")
+
+
+def finished(layout: Layout, spec: RunSpec, settings: dict[str, Any]) -> bool:
+    """Whether this run already finished with these training settings (its config.json
+    records them when its results are written): then it is not trained again."""
+    config = layout.results(spec.name) / "config.json"
+    if not (config.is_file() and (config.parent / "metrics.json").is_file()):
+        return False
+    return json.loads(config.read_text()).get("settings") == json.loads(json.dumps(settings))
+
+
+def find_runs(layout: Layout, **match: Any) -> list[Path]:
+    """Results folders of finished runs whose config matches every ``key=value`` given."""
+    found = []
+    for config in sorted(layout.runs_dir.glob("*/config.json")):
+        values = json.loads(config.read_text())
+        if all(values.get(k) == v for k, v in match.items()) and \
+                (config.parent / "metrics.json").is_file():
+            found.append(config.parent)
+    return found
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: its description, test metrics (``evaluation.save_run_results``),
+    folders, and whether this call trained it (False: it was finished and skipped)."""
+
+    spec: RunSpec
+    metrics: dict[str, Any]
+    results_dir: Path
+    checkpoint: Path
+    trained: bool
+
+
+def saved_outcome(layout: Layout, spec: RunSpec) -> RunOutcome:
+    """The outcome of a finished run, read from its results folder."""
+    run_dir = layout.results(spec.name)
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return RunOutcome(spec, metrics, run_dir, Path(config["checkpoint"]), trained=False)
+
+
+def save_outcome(layout: Layout, spec: RunSpec, *, test: pd.DataFrame, val: pd.DataFrame,
+                 history: pd.DataFrame | None, checkpoint: Path,
+                 config: dict[str, Any]) -> RunOutcome:
+    """Evaluate and write a run's results; config.json gets the run description, the split's
+    classes and ``config`` (the profile, the training settings, what the trainer reports)."""
+    split = json.loads(layout.split_config.read_text())
+    full = {**spec.describe(), "classes": split["classes"],
+            "positive_class": split["positive_class"], "split_protocol": split.get("protocol"),
+            **config, "checkpoint": str(checkpoint)}
+    run_dir = layout.results(spec.name)
+    metrics = evaluation.save_run_results(run_dir, test=test, val=val, history=history,
+                                          config=full)
+    return RunOutcome(spec, metrics, run_dir, checkpoint, trained=True)
