@@ -1,6 +1,7 @@
-"""ResNet50 baseline (Keras): the model, its two training phases, checkpoints, weights errors.
+"""The Keras ResNet50: head, grey input, what each phase trains, the weights' clear failures.
 
-Runs in a process of its own (DESIGN.md section 4): ``pytest tests/test_keras_*.py``.
+Runs in a process of its own (TensorFlow and torch never share one): ``pytest
+tests/test_keras_*.py``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 import pytest
 
-from helpers.config import Layout, Profile, get_profile
+from helpers.config import get_profile
 from helpers.errors import UserError
-from helpers.keras_data import KerasData, load_datasets
-from helpers.keras_models import (WEIGHTS_FILE, ResNetPreprocess, TrainResult, build_model,
-                                  load_model, predict, set_phase, set_seeds, train)
+from helpers.keras_models import WEIGHTS_FILE, ResNetPreprocess, build_model, configure_phase
+from helpers.protocols import phases
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")]
@@ -35,31 +34,6 @@ def backbone_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def profile(backbone_file: Path) -> Profile:
-    """Smoke, with a backbone file (phase 1 trains the head only: fast to trace), and
-    phase 2 at a rate that makes it diverge, so the best model is phase 1's, not the last."""
-    return get_profile("smoke", weights=str(backbone_file), lr_finetune=0.05)
-
-
-def train_toy(layout: Layout, out_dir: Path, profile: Profile) -> tuple[TrainResult, KerasData]:
-    set_seeds(SEED)
-    data = load_datasets(layout, 32, profile.batch_size, SEED)
-    model = build_model(32, profile.weights)
-    return train(model, data.datasets["train"], data.datasets["val"], profile, out_dir,
-                 verbose=0), data
-
-
-@pytest.fixture(scope="module")
-def trained(prepared_layout: Layout, profile: Profile, tmp_path_factory: pytest.TempPathFactory
-            ) -> tuple[TrainResult, KerasData]:
-    return train_toy(prepared_layout, tmp_path_factory.mktemp("keras") / "ckpt", profile)
-
-
-def bce(labels: np.ndarray, prob: np.ndarray) -> float:
-    return float(keras.losses.BinaryCrossentropy()(labels[:, None], prob[:, None]))
-
-
 def test_model_is_resnet50_with_the_thesis_head() -> None:
     model = build_model(32, "none")
     assert model.output_shape == (None, 1)
@@ -71,14 +45,14 @@ def test_model_is_resnet50_with_the_thesis_head() -> None:
     assert head == [("GlobalAveragePooling2D", None, None, None), ("Dense", 1024, None, "relu"),
                     ("Dropout", None, 0.5, None), ("Dense", 512, None, "relu"),
                     ("Dropout", None, 0.3, None), ("Dense", 1, None, "sigmoid")]
-    prob = model.predict(np.full((2, 32, 32, 3), 128.0, np.float32), verbose=0)
+    prob = model.predict(np.full((2, 32, 32, 1), 128.0, np.float32), verbose=0)
     assert prob.shape == (2, 1) and np.all((prob >= 0) & (prob <= 1))
 
 
-def test_preprocessing_layer_is_resnet50_preprocess_input() -> None:
-    rgb = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
-    expected = keras.applications.resnet50.preprocess_input(rgb.copy())
-    np.testing.assert_allclose(np.asarray(ResNetPreprocess()(rgb)), expected, rtol=1e-6)
+def test_preprocessing_layer_is_resnet50_preprocess_input_on_grey() -> None:
+    grey = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 1)).astype(np.float32)
+    expected = keras.applications.resnet50.preprocess_input(np.repeat(grey, 3, axis=-1))
+    np.testing.assert_allclose(np.asarray(ResNetPreprocess()(grey)), expected, rtol=1e-6)
 
 
 def test_phase_two_fine_tunes_the_last_stage_with_batchnorm_frozen(backbone_file: Path) -> None:
@@ -88,8 +62,10 @@ def test_phase_two_fine_tunes_the_last_stage_with_batchnorm_frozen(backbone_file
     backbone = model.get_layer("resnet50")
     for mine, theirs in zip(backbone.weights, reference.weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    head_phase, last_stage = phases(get_profile("smoke", weights=str(backbone_file)))
+    configure_phase(model, head_phase)
     assert not backbone.trainable_weights  # phase 1: backbone frozen
-    set_phase(model, 2)
+    configure_phase(model, last_stage)
     trainable = {layer.name for layer in backbone.layers if layer.trainable_weights}
     with_weights = {layer.name for layer in backbone.layers if layer.weights}
     conv5 = {n for n in with_weights if n.startswith("conv5_") and not n.endswith("_bn")}
@@ -101,56 +77,14 @@ def test_phase_two_fine_tunes_the_last_stage_with_batchnorm_frozen(backbone_file
                for n in ("conv4_block6_3_conv", "conv5_block3_3_conv", "conv5_block3_3_bn")}
     model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy")
     rng = np.random.default_rng(0)
-    model.train_on_batch(rng.uniform(0, 255, (4, 32, 32, 3)), np.array([[0], [1], [0], [1]]))
+    model.train_on_batch(rng.uniform(0, 255, (4, 32, 32, 1)), np.array([[0], [1], [0], [1]]))
     changed = {n: not np.array_equal(w, backbone.get_layer(n).get_weights()[0])
                for n, w in watched.items()}
     assert changed == {"conv4_block6_3_conv": False, "conv5_block3_3_conv": True,
                        "conv5_block3_3_bn": False}
-    set_phase(model, 1, scratch=True)  # from scratch, phase 1 trains everything
-    assert len(model.trainable_weights) == len([w for w in model.weights if "moving" not in w.path])
-
-
-def test_training_writes_checkpoints_and_a_two_phase_history(
-        trained: tuple[TrainResult, KerasData], profile: Profile) -> None:
-    result, _ = trained
-    out = result.checkpoint.parent
-    assert result.checkpoint.name == "best.keras"
-    for name in ("best.keras", "phase1.keras", "phase2.keras", "phase1_log.csv", "phase2_log.csv"):
-        assert (out / name).is_file(), name
-    history = result.history
-    assert list(history.columns[:5]) == ["epoch", "phase", "loss", "val_loss", "lr"]
-    assert history["epoch"].tolist() == [1, 2] and history["phase"].tolist() == [1, 2]
-    np.testing.assert_allclose(history["lr"], [profile.lr_head, profile.lr_finetune])
-    assert {"val_accuracy", "val_auc"} <= set(history.columns)
-    assert result.config()["phase1_trains"] == "the head (backbone frozen)"
-
-
-def test_reloaded_checkpoint_predicts_the_same(trained: tuple[TrainResult, KerasData]) -> None:
-    result, data = trained
-    prob = predict(result.model, data.datasets["test"])
-    assert prob.shape == (len(data.arrays["test"]),) and np.all((prob >= 0) & (prob <= 1))
-    np.testing.assert_allclose(predict(load_model(result.checkpoint), data.datasets["test"]),
-                               prob, rtol=1e-5, atol=1e-6)
-
-
-def test_kept_model_is_the_best_on_validation_not_the_last(trained: tuple[TrainResult, KerasData]
-                                                           ) -> None:
-    result, data = trained
-    history = result.history
-    best = int(history["val_loss"].idxmin())
-    assert best != len(history) - 1  # phase 2 diverged, so "last" would be wrong
-    assert result.best_phase == history.loc[best, "phase"] == 1
-    labels = data.arrays["val"].labels.astype(np.float32)
-    for model in (result.model, load_model(result.checkpoint)):
-        val_loss = bce(labels, predict(model, data.datasets["val"]))
-        assert val_loss == pytest.approx(history["val_loss"].min(), rel=1e-4)
-
-
-def test_same_seed_gives_the_same_history(prepared_layout: Layout, profile: Profile,
-                                          tmp_path: Path, trained: tuple[TrainResult, KerasData]
-                                          ) -> None:
-    again, _ = train_toy(prepared_layout, tmp_path / "again", profile)
-    pd.testing.assert_frame_equal(again.history, trained[0].history, rtol=1e-6)
+    (everything,) = phases(get_profile("smoke", weights="none"))  # the scratch protocol
+    trained = configure_phase(model, everything)
+    assert len(trained) == len([w for w in model.weights if "moving" not in w.path])
 
 
 def test_offline_imagenet_weights_stop_with_both_ways_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,7 +109,6 @@ def test_missing_local_weights_file_is_a_user_error(tmp_path: Path) -> None:
     assert str(missing) in str(error.value)
 
 
-def test_no_epochs_at_all_is_a_user_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="EPOCHS_HEAD"):
-        train(keras.Sequential(), None, None,
-              get_profile("smoke", epochs_head=0, epochs_finetune=0), tmp_path)
+def test_too_small_an_image_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="IMAGE_SIZE=16"):
+        build_model(16, "none")

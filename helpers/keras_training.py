@@ -1,0 +1,315 @@
+"""Training of the Keras ResNet50 under either protocol, resumable after every epoch
+(the mirror of ``helpers.torch_training``: the same names and signatures).
+
+The phases come from ``helpers.protocols``: one phase over the whole network with AdamW
+and a per-step warm-up + cosine schedule (``CosineDecay``, scratch), or the thesis' two
+phases with Adam and ReduceLROnPlateau (transfer). Each phase compiles a fresh optimiser
+and fresh callbacks (EarlyStopping on val_loss, ModelCheckpoint of the best weights over
+all phases, BackupAndRestore); phase 2 starts from phase 1's best weights, and the run
+ends with the best weights on validation (``best.weights.h5``, weights only).
+
+Resuming: ``BackupAndRestore`` restores the weights, the optimiser (its step drives the
+schedule) and the epoch; :class:`_Recorder` restores what Keras does not, the history
+and the callbacks' counters (patience, best value). The batches depend on (seed, epoch)
+alone (``helpers.keras_data``), so a resumed run replays the epochs it missed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from .config import Layout, Profile, mixed_precision
+from .errors import UserError
+from .keras_data import EpochSetter, KerasData, load_datasets
+from .keras_models import (build_model, configure_phase, describe_device, pick_device,
+                           set_seeds)
+from .model_data import HISTORY_COLUMNS
+from .protocols import (FINAL_FRACTION, WARMUP_START, Phase, phases, protocol_for,
+                        training_settings, warmup_steps)
+from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
+
+MIN_LR = 1e-7
+BEST = "best.weights.h5"
+_STATE_KEYS = ("wait", "best", "cooldown_counter", "best_epoch")  # callbacks' counters
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The best model on validation, the history, the protocol that ran and the best
+    weights' file (the same fields as the PyTorch side)."""
+
+    model: keras.Model
+    history: pd.DataFrame
+    best_epoch: int
+    checkpoint: Path
+    protocol: str
+    phases: tuple[Phase, ...]
+
+    def config(self) -> dict[str, Any]:
+        """What the run's config.json records about training."""
+        best = self.history.set_index("epoch").loc[self.best_epoch]
+        return {"protocol": self.protocol, "phases": [p.describe() for p in self.phases],
+                "best_epoch": self.best_epoch, "best_phase": int(best["phase"]),
+                "best_val_loss": float(best["val_loss"]), "checkpoint": str(self.checkpoint)}
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    """JSON that never leaves a half-written file behind."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
+def _seed_generators(model: keras.Model) -> list[keras.random.SeedGenerator]:
+    """The random-state holders of the model's layers (Dropout's): ``save_weights``, and so
+    BackupAndRestore, leaves them out."""
+    found, stack = [], list(model.layers)
+    while stack:
+        layer = stack.pop(0)
+        stack.extend(getattr(layer, "layers", []))
+        found += [v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator)]
+    return found
+
+
+class _Recorder(keras.callbacks.Callback):
+    """The phase's history rows, the other callbacks' counters and the layers' random
+    states (Dropout masks), in ``state.json`` after every epoch, restored when a phase
+    resumes (BackupAndRestore restores the weights, the optimiser and the epoch).
+
+    Listed before BackupAndRestore: should a run stop between the two writes, the epoch is
+    trained again and its row replaced (``on_epoch_begin`` drops rows from that epoch on).
+    """
+
+    def __init__(self, path: Path, phase: int, first_epoch: int,
+                 stateful: list[keras.callbacks.Callback]) -> None:
+        super().__init__()
+        self.path, self.phase, self.first_epoch, self.stateful = path, phase, first_epoch, stateful
+        self.saved = json.loads(path.read_text()) if path.exists() else {"rows": []}
+        self.rows: list[dict[str, Any]] = self.saved["rows"]
+        self.lr = 0.0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        for callback, state in zip(self.stateful, self.saved.get("states", [])):
+            for key, value in state.items():
+                setattr(callback, key, value)
+        for generator, state in zip(_seed_generators(self.model), self.saved.get("seeds", [])):
+            generator.state.assign(np.asarray(state, dtype=generator.state.dtype))
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.rows = [r for r in self.rows if r["epoch"] < self.first_epoch + epoch]
+        self.lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        row = {"epoch": self.first_epoch + epoch, "phase": self.phase, "lr": self.lr,
+               **{k: float(logs[k]) for k in HISTORY_COLUMNS[2:] if k in logs and k != "lr"}}
+        self.rows.append(row)
+        states = [{k: _plain(getattr(c, k)) for k in _STATE_KEYS if hasattr(c, k)}
+                  for c in self.stateful]
+        seeds = [keras.ops.convert_to_numpy(g.state).tolist()
+                 for g in _seed_generators(self.model)]
+        _write_json({"rows": self.rows, "states": states, "seeds": seeds}, self.path)
+
+
+def _plain(value: Any) -> Any:
+    """A counter as JSON keeps it (NumPy and tensor scalars to Python numbers)."""
+    return float(value) if hasattr(value, "__float__") and not isinstance(value, int) else value
+
+
+class _EpochEnd(keras.callbacks.Callback):
+    """Calls ``hook(row)`` once an epoch's row and backup are written."""
+
+    def __init__(self, recorder: _Recorder, hook: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self.recorder, self.hook = recorder, hook
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.hook(self.recorder.rows[-1])
+
+
+def _learning_rate(phase: Phase, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The phase's rate: Keras' CosineDecay with linear warm-up (``protocols``'s formula),
+    or a constant that ReduceLROnPlateau lowers."""
+    if phase.schedule != "warmup_cosine":
+        return phase.lr
+    warm = warmup_steps(phase, steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        WARMUP_START * phase.lr, decay_steps=phase.epochs * steps_per_epoch - warm,
+        alpha=FINAL_FRACTION, warmup_target=phase.lr, warmup_steps=warm)
+
+
+def optimizer(phase: Phase, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The phase's Adam or AdamW (epsilon 1e-7, as on the PyTorch side)."""
+    rate = _learning_rate(phase, steps_per_epoch)
+    if phase.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=phase.weight_decay, epsilon=1e-7)
+    return keras.optimizers.Adam(rate, epsilon=1e-7)
+
+
+def _callbacks(phase: Phase, profile: Profile, directory: Path, best_so_far: float
+               ) -> list[keras.callbacks.Callback]:
+    """EarlyStopping, the best-weights ModelCheckpoint (over all phases: it saves only what
+    beats ``best_so_far``) and, for a plateau schedule, ReduceLROnPlateau."""
+    stateful: list[keras.callbacks.Callback] = [
+        keras.callbacks.EarlyStopping("val_loss", patience=profile.patience),
+        keras.callbacks.ModelCheckpoint(directory / BEST, monitor="val_loss",
+                                        save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=best_so_far),
+    ]
+    if phase.schedule == "plateau":
+        stateful.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5,
+                                                          patience=profile.lr_patience,
+                                                          min_lr=MIN_LR))
+    return stateful
+
+
+def _fit_phase(model: keras.Model, data: KerasData, phase: Phase, profile: Profile,
+               directory: Path, loss: keras.losses.Loss, history: list[dict[str, Any]],
+               on_epoch_end: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
+    """Train one phase (or what is left of it) and return its history rows."""
+    phase_dir = directory / f"phase{phase.number}"
+    done = phase_dir / "done.json"
+    if done.exists():
+        return json.loads(done.read_text())["rows"]
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    if phase.number > 1 and (directory / BEST).exists():
+        model.load_weights(directory / BEST)
+    configure_phase(model, phase)
+    train = data.batches["train"]
+    model.compile(optimizer=optimizer(phase, len(train)), loss=loss,
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
+                           keras.metrics.AUC(name="auc")],
+                  jit_compile=False)  # XLA on CPU: twice as slow per epoch, and to compile
+    best = min((r["val_loss"] for r in history), default=np.inf)
+    stateful = _callbacks(phase, profile, directory, best)
+    recorder = _Recorder(phase_dir / "state.json", phase.number, len(history) + 1, stateful)
+    callbacks = [EpochSetter(train), *stateful, recorder,
+                 keras.callbacks.BackupAndRestore(str(phase_dir / "backup"))]
+    if on_epoch_end is not None:
+        callbacks.append(_EpochEnd(recorder, on_epoch_end))
+    # BackupAndRestore sets this to the epoch it restored, and Keras (3.15) never clears it:
+    # the next phase's fit would start at that epoch.
+    model._initial_epoch = None
+    model.fit(train, validation_data=data.batches["val"], epochs=phase.epochs, verbose=2,
+              callbacks=callbacks, shuffle=False)
+    _write_json({"rows": recorder.rows}, done)
+    return recorder.rows
+
+
+def _checkpoint_settings(directory: Path, settings: dict[str, Any], resume: bool) -> None:
+    """Start afresh (``resume`` False), or check that a checkpoint has the same settings."""
+    record = directory / "settings.json"
+    if not resume and directory.exists():
+        shutil.rmtree(directory)
+    if record.exists() and json.loads(record.read_text()) != json.loads(json.dumps(settings)):
+        raise UserError(f"The checkpoint in {directory} was trained with other settings: pass "
+                        f"RESUME=False to start this run afresh.")
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_json(settings, record)
+
+
+def _float32_copy(model: keras.Model, size: int, weights_file: Path) -> keras.Model:
+    """The trained model rebuilt under float32 with the given weights (for prediction)."""
+    keras.config.set_dtype_policy("float32")
+    copy = build_model(size, "none")
+    copy.load_weights(weights_file)
+    return copy
+
+
+def train(data: KerasData, profile: Profile, *, seed: int, checkpoint_dir: str | Path,
+          loss: keras.losses.Loss | None = None, resume: bool = True,
+          on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    """Train the classifier on ``data`` under the profile's protocol (module docstring).
+
+    ``loss`` defaults to binary cross-entropy; ``resume`` continues an interrupted run in
+    ``checkpoint_dir`` (False starts afresh); ``on_epoch_end`` gets each epoch's history row
+    after its backup is written. The returned model predicts in float32.
+    """
+    planned = phases(profile)
+    if not planned:
+        raise UserError("The protocol has no epochs to train: set EPOCHS_SCRATCH (weights none) "
+                        "or EPOCHS_HEAD / EPOCHS_FINETUNE (pretrained) above 0.")
+    directory = Path(checkpoint_dir)
+    loss_fn = loss if loss is not None else keras.losses.BinaryCrossentropy()
+    settings = training_settings(profile, seed=seed, loss=_loss_name(loss_fn),
+                                 train_images=len(data.arrays["train"]))
+    _checkpoint_settings(directory, settings, resume)
+    device = pick_device()
+    keras.config.set_dtype_policy("mixed_bfloat16" if mixed_precision(profile, device)
+                                  else "float32")
+    set_seeds(seed, device)
+    size = data.arrays["train"].images.shape[1]
+    model = build_model(size, profile.weights)
+    print(f"Protocol {protocol_for(profile.weights)}: "
+          + "; ".join(p.describe() for p in planned) + ".")
+    history: list[dict[str, Any]] = []
+    for phase in planned:
+        history += _fit_phase(model, data, phase, profile, directory, loss_fn, history,
+                              on_epoch_end)
+    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+    best_epoch = int(frame.loc[frame["val_loss"].idxmin(), "epoch"])
+    model = _float32_copy(model, size, directory / BEST)
+    return TrainResult(model, frame, best_epoch, directory / BEST,
+                       protocol_for(profile.weights), tuple(planned))
+
+
+def _loss_name(loss: keras.losses.Loss) -> str:
+    """A loss and its settings, as the run's settings record them."""
+    config = {k: v for k, v in loss.get_config().items() if k not in ("name", "dtype")}
+    return f"{type(loss).__name__}({', '.join(f'{k}={v!r}' for k, v in sorted(config.items()))})"
+
+
+def predict_split(model: keras.Model, data: KerasData, split: str) -> pd.DataFrame:
+    """path, label_id, probability for every image of ``split`` (the evaluation module's
+    input)."""
+    arrays = data.arrays[split]
+    probability = model.predict(data.batches[split], verbose=0).ravel().astype(np.float64)
+    return pd.DataFrame({"path": arrays.paths, "label_id": arrays.labels,
+                         "probability": probability})
+
+
+def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
+                 loss: keras.losses.Loss | None = None, resume: bool = True,
+                 device: str | None = None) -> RunOutcome:
+    """One run, start to end: load the split's cached images, build, train, predict the
+    validation and test splits, and save the results under the run's name.
+
+    A run that finished with the same settings is not trained again (``resume=False``
+    trains it afresh); an interrupted one continues from its last epoch. Once the results
+    are written, only the best weights are kept (``best.weights.h5``). ``device`` is
+    recorded only: TensorFlow places its ops on a GPU when it sees one.
+    """
+    check_protocol(spec, profile, "keras")
+    data = load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
+                         training_data=spec.training_data)
+    loss_fn = loss if loss is not None else keras.losses.BinaryCrossentropy()
+    settings = training_settings(profile, seed=spec.seed, loss=_loss_name(loss_fn),
+                                 train_images=len(data.arrays["train"]))
+    if resume and finished(layout, spec, settings):
+        print(f"{spec.name} finished already: results read from {layout.results(spec.name)} "
+              f"(RESUME=False trains it again).")
+        return saved_outcome(layout, spec)
+    directory = layout.checkpoints(spec.name)
+    result = train(data, profile, seed=spec.seed, checkpoint_dir=directory, loss=loss_fn,
+                   resume=resume)
+    outcome = save_outcome(
+        layout, spec, test=predict_split(result.model, data, "test"),
+        val=predict_split(result.model, data, "val"), history=result.history,
+        checkpoint=result.checkpoint,
+        config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
+                "device": describe_device(pick_device(device), profile), **result.config()})
+    for leftover in directory.iterdir():  # weights only, once done
+        if leftover.name != BEST:
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    return outcome
+

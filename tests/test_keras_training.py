@@ -1,0 +1,186 @@
+"""Keras training on the 32 px toy set (smoke profile), the mirror of
+``test_torch_training.py``: both protocols, checkpoints, history, reproducibility, an
+interrupted run that resumes to the same final weights, and the run function.
+
+Runs in a process of its own (TensorFlow and torch never share one).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.config import Layout, Profile, get_profile
+from helpers.errors import UserError
+from helpers.model_data import HISTORY_COLUMNS
+from helpers.protocols import phases, warmup_cosine_lr
+from helpers.keras_data import KerasData, load_datasets
+from helpers.keras_training import (BEST, TrainResult, _learning_rate, predict_split,
+                                    run_training, train)
+from helpers.runs import RunSpec
+
+pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")]
+
+SCRATCH = get_profile("smoke", epochs_scratch=3, patience=3)  # one phase, warm-up + cosine
+
+
+class Interrupted(Exception):
+    pass
+
+
+def stop_after(epoch: int):
+    def hook(row: dict[str, Any]) -> None:
+        if row["epoch"] == epoch:
+            raise Interrupted
+    return hook
+
+
+def same_weights(a: keras.Model, b: keras.Model) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def transfer(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """The transfer protocol (2 + 1 epochs) from a local random "pretrained" file."""
+    path = tmp_path_factory.mktemp("weights") / "backbone.weights.h5"
+    keras.utils.set_random_seed(0)
+    keras.applications.ResNet50(include_top=False, weights=None,
+                                input_shape=(32, 32, 3)).save_weights(path)
+    return get_profile("smoke", weights=str(path), epochs_head=2)
+
+
+@pytest.fixture(scope="module")
+def data(prepared_layout: Layout) -> KerasData:
+    return load_datasets(prepared_layout, 32, SCRATCH.batch_size, seed=42)
+
+
+@pytest.fixture(scope="module")
+def scratch_run(data: KerasData, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    return train(data, SCRATCH, seed=42, checkpoint_dir=tmp_path_factory.mktemp("scratch"))
+
+
+@pytest.fixture(scope="module")
+def transfer_run(data: KerasData, transfer: Profile,
+                 tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    return train(data, transfer, seed=42, checkpoint_dir=tmp_path_factory.mktemp("transfer"))
+
+
+def test_scratch_protocol_is_one_phase_on_the_warmup_cosine_schedule(
+        scratch_run: TrainResult, data: KerasData) -> None:
+    history = scratch_run.history
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2, 3] and history["phase"].tolist() == [1, 1, 1]
+    (phase,) = phases(SCRATCH)
+    steps = len(data.batches["train"])
+    expected = [warmup_cosine_lr(e * steps, phase, steps) for e in range(3)]
+    assert history["lr"].tolist() == pytest.approx(expected, rel=1e-5)
+    assert expected[0] < expected[1]  # warm-up, then decay
+    config = scratch_run.config()
+    assert config["protocol"] == "scratch" and "AdamW" in config["phases"][0]
+    assert scratch_run.checkpoint.name == BEST
+    assert {p.name for p in scratch_run.checkpoint.parent.iterdir()} == {BEST, "phase1",
+                                                                         "settings.json"}
+    assert scratch_run.best_epoch == history.loc[history["val_loss"].idxmin(), "epoch"]
+
+
+def test_transfer_protocol_trains_two_phases(transfer_run: TrainResult,
+                                             transfer: Profile) -> None:
+    history = transfer_run.history
+    assert history["epoch"].tolist() == [1, 2, 3] and history["phase"].tolist() == [1, 1, 2]
+    assert history["lr"].tolist() == pytest.approx([transfer.lr_head] * 2 + [transfer.lr_finetune],
+                                                   rel=1e-6)  # float32 variables
+    config = transfer_run.config()
+    assert config["protocol"] == "transfer" and len(config["phases"]) == 2
+    assert "backbone frozen" in config["phases"][0] and config["best_phase"] in (1, 2)
+
+
+def test_keras_schedule_is_the_reference_formula_at_every_step() -> None:
+    (phase,) = phases(get_profile("smoke", epochs_scratch=5, warmup_epochs=1.5))
+    schedule = _learning_rate(phase, 7)  # the CosineDecay the optimiser steps
+    got = [float(schedule(step)) for step in range(35)]
+    assert got == pytest.approx([warmup_cosine_lr(s, phase, 7) for s in range(35)], rel=1e-5)
+
+
+def test_kept_model_is_the_best_on_validation(scratch_run: TrainResult, data: KerasData) -> None:
+    labels = data.arrays["val"].labels.astype(np.float32)[:, None]
+    prob = predict_split(scratch_run.model, data, "val")["probability"].to_numpy()[:, None]
+    val_loss = float(keras.losses.BinaryCrossentropy()(labels, prob))
+    assert val_loss == pytest.approx(scratch_run.history["val_loss"].min(), rel=2e-2)
+
+
+def test_same_seed_twice_gives_identical_results(scratch_run: TrainResult, data: KerasData,
+                                                 tmp_path: Path) -> None:
+    again = train(data, SCRATCH, seed=42, checkpoint_dir=tmp_path)
+    pd.testing.assert_frame_equal(again.history, scratch_run.history, check_exact=True)
+    pd.testing.assert_frame_equal(predict_split(again.model, data, "test"),
+                                  predict_split(scratch_run.model, data, "test"),
+                                  check_exact=True)
+
+
+@pytest.mark.parametrize("protocol, stops", [("scratch", (1,)), ("transfer", (1, 2))])
+def test_interrupted_run_resumes_to_the_same_final_weights(
+        protocol: str, stops: tuple[int, ...], request: pytest.FixtureRequest, data: KerasData,
+        tmp_path: Path) -> None:
+    profile = SCRATCH if protocol == "scratch" else request.getfixturevalue("transfer")
+    uninterrupted: TrainResult = request.getfixturevalue(f"{protocol}_run")
+    for epoch in stops:  # inside a phase, then (transfer) at the phase boundary
+        with pytest.raises(Interrupted):
+            train(data, profile, seed=42, checkpoint_dir=tmp_path, on_epoch_end=stop_after(epoch))
+    resumed = train(data, profile, seed=42, checkpoint_dir=tmp_path)
+    pd.testing.assert_frame_equal(resumed.history, uninterrupted.history, check_exact=True)
+    assert same_weights(resumed.model, uninterrupted.model)
+
+
+def test_finished_run_is_not_trained_again(scratch_run: TrainResult, data: KerasData) -> None:
+    again = train(data, SCRATCH, seed=42, checkpoint_dir=scratch_run.checkpoint.parent,
+                  on_epoch_end=stop_after(1))  # would raise if an epoch ran
+    pd.testing.assert_frame_equal(again.history, scratch_run.history)
+    assert again.best_epoch == scratch_run.best_epoch and same_weights(again.model,
+                                                                       scratch_run.model)
+
+
+@pytest.mark.parametrize("change", [{"lr_scratch": 1e-2}, {"weight_decay": 0.0}])
+def test_resuming_with_other_settings_is_a_user_error(scratch_run: TrainResult, data: KerasData,
+                                                      change: dict[str, Any]) -> None:
+    profile = get_profile("smoke", epochs_scratch=3, patience=3, **change)
+    with pytest.raises(UserError, match="RESUME=False"):
+        train(data, profile, seed=42, checkpoint_dir=scratch_run.checkpoint.parent)
+
+
+def test_no_epochs_at_all_is_a_user_error(data: KerasData, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="EPOCHS_SCRATCH"):
+        train(data, get_profile("smoke", epochs_scratch=0), seed=42, checkpoint_dir=tmp_path)
+
+
+def test_run_training_writes_a_named_run_and_skips_it_when_done(prepared_layout: Layout,
+                                                               tmp_path: Path) -> None:
+    layout = Layout.of("toy", tmp_path)
+    for path in (prepared_layout.split_csv, prepared_layout.split_config):
+        target = layout.root / path.relative_to(prepared_layout.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    (layout.root / "data" / "processed").symlink_to(prepared_layout.root / "data" / "processed")
+    profile = get_profile("smoke", epochs_scratch=1)
+    specs = [RunSpec.for_profile("toy", "keras", profile, seed=s) for s in (1, 2)]
+    outcomes = [run_training(spec, layout, profile) for spec in specs]
+    assert [o.results_dir.name for o in outcomes] == ["keras-baseline-scratch-seed1",
+                                                      "keras-baseline-scratch-seed2"]
+    for outcome in outcomes:
+        files = {p.name for p in outcome.results_dir.iterdir()}
+        assert {"metrics.json", "predictions.csv", "history.csv", "config.json"} <= files
+        assert [p.name for p in outcome.checkpoint.parent.iterdir()] == [BEST]
+        config = json.loads((outcome.results_dir / "config.json").read_text())
+        assert config["protocol"] == "scratch" and config["framework"] == "keras"
+        assert config["settings"]["seed"] == outcome.spec.seed and outcome.trained
+    assert outcomes[0].metrics != outcomes[1].metrics  # another seed, another model
+    again = run_training(specs[0], layout, profile)
+    assert not again.trained and again.metrics == outcomes[0].metrics
+    with pytest.raises(ValueError, match="RunSpec.for_profile"):
+        run_training(RunSpec("toy", "keras", protocol="transfer"), layout, profile)
