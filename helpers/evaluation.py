@@ -124,7 +124,9 @@ def _notes(undefined: dict[str, str], p: np.ndarray, n_pos: int) -> list[str]:
 
 def evaluate(y_true: Any, prob: Any, threshold: float = 0.5,
              class_names: Sequence[str] = CLASS_NAMES) -> dict[str, Any]:
-    """Every DESIGN.md section 9 metric of ``prob`` against ``y_true`` at ``threshold``.
+    """Every metric of the series for ``prob`` against ``y_true`` at ``threshold``: accuracy,
+    balanced accuracy, sensitivity, specificity, precision, NPV, F1, MCC, ROC-AUC, PR-AUC,
+    Brier score and log-loss.
 
     Returns plain JSON types: the scalar metrics (None when undefined), ``n``, ``n_pos``,
     ``threshold``, ``confusion_matrix`` (tn, fp, fn, tp; ``counts`` and ``percent`` of all

@@ -1,4 +1,4 @@
-"""The thesis preprocessing (DESIGN.md section 7) and the cache of preprocessed PNGs.
+"""The thesis preprocessing (docs/preprocessing.md) and the cache of preprocessed PNGs.
 
 ``preprocess`` is a pure function of a grayscale image: crop to a square, resize to the
 intermediate size, CLAHE (clip 2.0, 8x8 tiles), Gaussian blur 3x3, resize to the target.

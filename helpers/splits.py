@@ -2,7 +2,7 @@
 
 Images that share a patient, a byte-identical file (md5) or a near-duplicate cluster
 (perceptual hash) form one leakage group, and a group never spans two splits
-(DESIGN.md section 6). Two protocols:
+(docs/splits.md). Two protocols:
 
 - ``random`` (default, the seeds' protocol made leakage-safe): a stratified group split
   with scikit-learn's ``StratifiedGroupKFold``; the fractions are read as whole folds

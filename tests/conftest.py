@@ -1,7 +1,9 @@
 """Shared fixtures: tiny real data (from the bundled sample) and a prepared layout.
 
 Keras and torch tests live in ``test_keras_*.py`` / ``test_torch_*.py`` and run in
-processes of their own (DESIGN.md section 4); nothing here imports either framework.
+processes of their own (TensorFlow >= 2.20 loaded before Triton, which the CUDA build of
+torch pulls in, crashes the process: tensorflow issue 124205); nothing here imports
+either framework.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Run the test suite as three pytest processes and print one closing line.
 
-TensorFlow and torch must not share a process (DESIGN.md section 4), so the Keras tests,
-the torch tests and everything else each get a process of their own.
+TensorFlow and torch must not share a process (TensorFlow >= 2.20 loaded before Triton,
+which the CUDA build of torch pulls in, crashes it: tensorflow issue 124205), so the Keras
+tests, the torch tests and everything else each get a process of their own.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ def test_data_phase_rerun_keeps_the_split_byte_identical(data_phase: Layout, tin
     assert "without encryption" not in capfd.readouterr().err  # kernel start-up noise is off
 
 
-@pytest.mark.parametrize("number, run_name", [("03", "keras_baseline"), ("04", "torch_baseline")])
+@pytest.mark.parametrize("number, run_name", [("03", "keras-baseline-scratch-seed42"),
+                                              ("04", "pytorch-baseline-scratch-seed42")])
 def test_model_notebook_writes_results(data_phase: Layout, tiny_chest: Path, number: str,
                                        run_name: str, capfd: pytest.CaptureFixture) -> None:
     assert run(data_phase.root, tiny_chest, number) == 0
@@ -63,6 +64,9 @@ def test_model_notebook_writes_results(data_phase: Layout, tiny_chest: Path, num
     split = pd.read_csv(data_phase.split_csv)
     assert sorted(predictions["path"]) == sorted(split.loc[split["split"] == "test", "path"])
     assert len(list(out.glob("*.png"))) >= 3
+    assert json.loads((out / "config.json").read_text())["protocol"] == "scratch"
+    for model in ("logreg", "knn"):  # the pixel reference beside it
+        assert (data_phase.results(f"sklearn-pixel_{model}-pixels32-seed42") / "metrics.json").exists()
 
 
 def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

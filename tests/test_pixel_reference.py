@@ -1,0 +1,86 @@
+"""The pixel reference: scikit-learn models on 32 px images, saved as runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from helpers.config import Layout
+from helpers.errors import UserError
+from helpers.model_data import load_all_arrays
+from helpers.pixel_reference import MODELS, PIXELS, features, run_reference, run_references, spec
+
+
+@pytest.fixture
+def layout(prepared_layout: Layout, tmp_path: Path) -> Layout:
+    """A copy of the prepared layout's split files over its shared 32 px cache."""
+    copy = Layout.of("toy", tmp_path)
+    for path in (prepared_layout.split_csv, prepared_layout.split_config):
+        target = copy.root / path.relative_to(prepared_layout.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    (copy.root / "data" / "processed").symlink_to(prepared_layout.root / "data" / "processed")
+    return copy
+
+
+def test_features_area_downsample_and_scale() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (5, 64, 64), dtype=np.uint8)
+    rows = features(images)
+    assert rows.shape == (5, PIXELS * PIXELS) and rows.dtype == np.float32
+    assert 0 <= rows.min() and rows.max() <= 1
+    expected = cv2.resize(images[3], (PIXELS, PIXELS), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(rows[3], expected.reshape(-1).astype(np.float32) / 255)
+    small = images[:, :PIXELS, :PIXELS]
+    np.testing.assert_array_equal(features(small), small.reshape(5, -1).astype(np.float32) / 255)
+
+
+def test_logreg_run_holds_scikit_learns_metrics(layout: Layout) -> None:
+    outcome = run_reference(layout, 32, "logreg")
+    assert outcome.trained and outcome.results_dir == layout.results(spec("toy", "logreg").name)
+    assert outcome.results_dir.name == "sklearn-pixel_logreg-pixels32-seed42"
+    assert {"metrics.json", "predictions.csv", "config.json"} <= \
+        {p.name for p in outcome.results_dir.iterdir()}
+    assert outcome.checkpoint == layout.checkpoints(outcome.spec.name) / "model.joblib"
+    assert outcome.checkpoint.is_file()
+    config = json.loads((outcome.results_dir / "config.json").read_text())
+    assert config["framework"] == "sklearn" and config["settings"]["params"]["C"] == 0.1
+    arrays = load_all_arrays(layout, 32)
+    independent = LogisticRegression(C=0.1, max_iter=5000).fit(
+        features(arrays["train"].images), arrays["train"].labels)
+    auc = roc_auc_score(arrays["test"].labels,
+                        independent.predict_proba(features(arrays["test"].images))[:, 1])
+    saved = json.loads((outcome.results_dir / "metrics.json").read_text())
+    assert saved["threshold_youden"]["roc_auc"] == pytest.approx(auc)
+    assert saved["threshold_0.5"]["roc_auc"] == pytest.approx(auc) and auc > 0.9
+
+
+def test_every_model_predicts_every_test_image_once(layout: Layout) -> None:
+    outcomes = run_references(layout, 32)
+    assert list(outcomes) == list(MODELS) == ["logreg", "knn"]
+    split = pd.read_csv(layout.split_csv)
+    test_paths = sorted(split.loc[split["split"] == "test", "path"])
+    for outcome in outcomes.values():
+        predictions = pd.read_csv(outcome.results_dir / "predictions.csv")
+        assert sorted(predictions["path"]) == test_paths
+        assert predictions["probability"].between(0, 1).all()
+    assert outcomes["knn"].metrics["threshold_0.5"]["roc_auc"] > 0.9
+
+
+def test_finished_run_is_skipped_unless_resume_is_false(layout: Layout) -> None:
+    first = run_reference(layout, 32, "knn")
+    again = run_reference(layout, 32, "knn")
+    assert first.trained and not again.trained and again.metrics == first.metrics
+    assert again.checkpoint == first.checkpoint
+    assert run_reference(layout, 32, "knn", resume=False).trained
+
+
+def test_unknown_model_is_a_user_error(layout: Layout) -> None:
+    with pytest.raises(UserError, match="logreg"):
+        run_reference(layout, 32, "svm")
