@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CPU_EPOCHS = 8  # scratch epochs of the cpu profile: a full chest run within 12 min on 2 cores
-CPU_DEMO_EPOCHS = 24  # the bundled sample has 1/13 of the images: more, shorter epochs
+CPU_EPOCHS = 6  # scratch epochs of the cpu profile: a full chest run within 12 min on 2 cores
+DEMO_EPOCHS = 20  # the bundled sample has 1/13 of the images: more, shorter epochs
 SAMPLE_DIR = REPO_ROOT / "data" / "sample" / "chest_xray"
 
 
@@ -53,7 +53,7 @@ PROFILES: dict[str, Profile] = {
                      warmup_epochs=1, weight_decay=0.05, weights="none", seeds=(42,),
                      num_workers=0, precision="float32", **_TRANSFER),
     "demo": Profile("demo", image_size=64, batch_size=32, epochs_head=6, epochs_finetune=4,
-                    patience=8, lr_patience=2, epochs_scratch=CPU_DEMO_EPOCHS,
+                    patience=8, lr_patience=2, epochs_scratch=DEMO_EPOCHS,
                     lr_scratch=2e-3, warmup_epochs=2, weight_decay=0.05, weights="none",
                     seeds=(42,), num_workers=0, **_TRANSFER),
     "cpu": Profile("cpu", image_size=64, batch_size=32, epochs_head=6, epochs_finetune=4,

@@ -25,6 +25,7 @@ _WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/res
 _WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # keras.applications.resnet's own hash
 BACKBONE = "resnet50"
 LAST_STAGE = "conv5_"  # the layers a "last_stage" phase fine-tunes
+BN_MOMENTUM = 0.9  # = torch's momentum 0.1; frozen (pretrained) BatchNorm never uses it
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -87,7 +88,8 @@ def build_model(size: int, weights: str = "imagenet") -> keras.Model:
 
     ``weights``: "imagenet", a local ``.h5`` file, or "none". A pretrained backbone runs in
     inference mode (``training=False``: its BatchNorm statistics never move); a random one
-    ("none") follows the training flag so that its BatchNorm layers learn.
+    ("none") follows the training flag so that its BatchNorm layers learn, with the
+    running-average momentum of the PyTorch side (0.9 here, 0.1 there: the same rate).
     """
     if size < 32:
         raise UserError(f"IMAGE_SIZE={size} is too small for ResNet50: use 32 px or more.")
@@ -98,6 +100,10 @@ def build_model(size: int, weights: str = "imagenet") -> keras.Model:
     except (ValueError, OSError) as error:
         raise UserError(f"{path} is not a ResNet50 weights file without top ({error}): pass "
                         f"WEIGHTS=/path/to/{WEIGHTS_FILE}, or WEIGHTS=none.") from error
+    # torch's running-average rate, not Keras' 0.99: random statistics settle within an epoch
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
     inputs = keras.Input((size, size, 1), name="image")
     x = ResNetPreprocess(name="preprocess")(inputs)
     x = backbone(x, training=None if path is None else False)

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,33 +33,13 @@ from .keras_data import EpochSetter, KerasData, load_datasets
 from .keras_models import (build_model, configure_phase, describe_device, pick_device,
                            set_seeds)
 from .model_data import HISTORY_COLUMNS
-from .protocols import (FINAL_FRACTION, WARMUP_START, Phase, phases, protocol_for,
-                        training_settings, warmup_steps)
+from .protocols import (FINAL_FRACTION, WARMUP_START, Phase, TrainResult, phases,
+                        protocol_for, training_settings, warmup_steps)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
 
 MIN_LR = 1e-7
 BEST = "best.weights.h5"
 _STATE_KEYS = ("wait", "best", "cooldown_counter", "best_epoch")  # callbacks' counters
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """The best model on validation, the history, the protocol that ran and the best
-    weights' file (the same fields as the PyTorch side)."""
-
-    model: keras.Model
-    history: pd.DataFrame
-    best_epoch: int
-    checkpoint: Path
-    protocol: str
-    phases: tuple[Phase, ...]
-
-    def config(self) -> dict[str, Any]:
-        """What the run's config.json records about training."""
-        best = self.history.set_index("epoch").loc[self.best_epoch]
-        return {"protocol": self.protocol, "phases": [p.describe() for p in self.phases],
-                "best_epoch": self.best_epoch, "best_phase": int(best["phase"]),
-                "best_val_loss": float(best["val_loss"]), "checkpoint": str(self.checkpoint)}
 
 
 def _write_json(obj: Any, path: Path) -> None:

@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from .config import Profile
 
@@ -104,3 +107,23 @@ def warmup_cosine_lr(step: int, phase: Phase, steps_per_epoch: int) -> float:
         return peak * (WARMUP_START + (1 - WARMUP_START) * step / warm)
     progress = min(1.0, (step - warm) / max(1, total - warm))
     return peak * (FINAL_FRACTION + (1 - FINAL_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What training returns in either framework: the best model on validation (ready to
+    predict), the history, the protocol that ran and the best weights' file."""
+
+    model: Any  # a keras.Model or a torch ResNet50Classifier
+    history: pd.DataFrame
+    best_epoch: int
+    checkpoint: Path
+    protocol: str
+    phases: tuple[Phase, ...]
+
+    def config(self) -> dict[str, Any]:
+        """What the run's config.json records about training."""
+        best = self.history.set_index("epoch").loc[self.best_epoch]
+        return {"protocol": self.protocol, "phases": [p.describe() for p in self.phases],
+                "best_epoch": self.best_epoch, "best_phase": int(best["phase"]),
+                "best_val_loss": float(best["val_loss"]), "checkpoint": str(self.checkpoint)}

@@ -31,7 +31,8 @@ from tqdm import tqdm
 from .config import Layout, Profile
 from .errors import UserError
 from .model_data import HISTORY_COLUMNS
-from .protocols import Phase, phases, protocol_for, training_settings, warmup_cosine_lr
+from .protocols import (Phase, TrainResult, phases, protocol_for, training_settings,
+                        warmup_cosine_lr)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
 from .torch_data import TorchData, load_datasets
 from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
@@ -59,26 +60,6 @@ class EarlyStopping:
     @property
     def stop(self) -> bool:
         return self.wait >= self.patience
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """The best model on validation (in eval mode), the history, the protocol that ran and
-    the best weights' file (the same fields as the Keras side)."""
-
-    model: ResNet50Classifier
-    history: pd.DataFrame
-    best_epoch: int
-    checkpoint: Path
-    protocol: str
-    phases: tuple[Phase, ...]
-
-    def config(self) -> dict[str, Any]:
-        """What the run's config.json records about training."""
-        best = self.history.set_index("epoch").loc[self.best_epoch]
-        return {"protocol": self.protocol, "phases": [p.describe() for p in self.phases],
-                "best_epoch": self.best_epoch, "best_phase": int(best["phase"]),
-                "best_val_loss": float(best["val_loss"]), "checkpoint": str(self.checkpoint)}
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:

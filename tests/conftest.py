@@ -65,3 +65,16 @@ def prepared_layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
                "classes": {"well": 0, "sick": 1}, "protocol": "random", "seed": 42},
               layout.split_config)
     return layout
+
+
+@pytest.fixture
+def fresh_layout(prepared_layout: Layout, tmp_path: Path) -> Layout:
+    """A copy of the prepared layout's split files over its shared 32 px cache: a root of its
+    own for tests that write runs."""
+    copy = Layout.of("toy", tmp_path)
+    for path in (prepared_layout.split_csv, prepared_layout.split_config):
+        target = copy.root / path.relative_to(prepared_layout.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    (copy.root / "data" / "processed").symlink_to(prepared_layout.root / "data" / "processed")
+    return copy

@@ -45,6 +45,9 @@ def test_model_is_resnet50_with_the_thesis_head() -> None:
     assert head == [("GlobalAveragePooling2D", None, None, None), ("Dense", 1024, None, "relu"),
                     ("Dropout", None, 0.5, None), ("Dense", 512, None, "relu"),
                     ("Dropout", None, 0.3, None), ("Dense", 1, None, "sigmoid")]
+    momenta = {layer.momentum for layer in model.layers[2].layers
+               if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}  # = torch's 0.1
     prob = model.predict(np.full((2, 32, 32, 1), 128.0, np.float32), verbose=0)
     assert prob.shape == (2, 1) and np.all((prob >= 0) & (prob <= 1))
 

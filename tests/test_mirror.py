@@ -15,7 +15,7 @@ HELPERS = Path(__file__).resolve().parent.parent / "helpers"
 MIRRORED = {
     "data": ("load_datasets",),
     "models": ("build_model", "configure_phase", "set_seeds", "pick_device", "describe_device"),
-    "training": ("train", "predict_split", "run_training", "TrainResult"),
+    "training": ("train", "predict_split", "run_training"),  # both return protocols.TrainResult
 }
 
 

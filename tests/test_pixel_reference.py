@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,18 +17,6 @@ from helpers.model_data import load_all_arrays
 from helpers.pixel_reference import MODELS, PIXELS, features, run_reference, run_references, spec
 
 
-@pytest.fixture
-def layout(prepared_layout: Layout, tmp_path: Path) -> Layout:
-    """A copy of the prepared layout's split files over its shared 32 px cache."""
-    copy = Layout.of("toy", tmp_path)
-    for path in (prepared_layout.split_csv, prepared_layout.split_config):
-        target = copy.root / path.relative_to(prepared_layout.root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(path.read_bytes())
-    (copy.root / "data" / "processed").symlink_to(prepared_layout.root / "data" / "processed")
-    return copy
-
-
 def test_features_area_downsample_and_scale() -> None:
     images = np.random.default_rng(0).integers(0, 256, (5, 64, 64), dtype=np.uint8)
     rows = features(images)
@@ -41,7 +28,8 @@ def test_features_area_downsample_and_scale() -> None:
     np.testing.assert_array_equal(features(small), small.reshape(5, -1).astype(np.float32) / 255)
 
 
-def test_logreg_run_holds_scikit_learns_metrics(layout: Layout) -> None:
+def test_logreg_run_holds_scikit_learns_metrics(fresh_layout: Layout) -> None:
+    layout = fresh_layout
     outcome = run_reference(layout, 32, "logreg")
     assert outcome.trained and outcome.results_dir == layout.results(spec("toy", "logreg").name)
     assert outcome.results_dir.name == "sklearn-pixel_logreg-pixels32-seed42"
@@ -61,7 +49,8 @@ def test_logreg_run_holds_scikit_learns_metrics(layout: Layout) -> None:
     assert saved["threshold_0.5"]["roc_auc"] == pytest.approx(auc) and auc > 0.9
 
 
-def test_every_model_predicts_every_test_image_once(layout: Layout) -> None:
+def test_every_model_predicts_every_test_image_once(fresh_layout: Layout) -> None:
+    layout = fresh_layout
     outcomes = run_references(layout, 32)
     assert list(outcomes) == list(MODELS) == ["logreg", "knn"]
     split = pd.read_csv(layout.split_csv)
@@ -73,7 +62,8 @@ def test_every_model_predicts_every_test_image_once(layout: Layout) -> None:
     assert outcomes["knn"].metrics["threshold_0.5"]["roc_auc"] > 0.9
 
 
-def test_finished_run_is_skipped_unless_resume_is_false(layout: Layout) -> None:
+def test_finished_run_is_skipped_unless_resume_is_false(fresh_layout: Layout) -> None:
+    layout = fresh_layout
     first = run_reference(layout, 32, "knn")
     again = run_reference(layout, 32, "knn")
     assert first.trained and not again.trained and again.metrics == first.metrics
@@ -81,6 +71,7 @@ def test_finished_run_is_skipped_unless_resume_is_false(layout: Layout) -> None:
     assert run_reference(layout, 32, "knn", resume=False).trained
 
 
-def test_unknown_model_is_a_user_error(layout: Layout) -> None:
+def test_unknown_model_is_a_user_error(fresh_layout: Layout) -> None:
+    layout = fresh_layout
     with pytest.raises(UserError, match="logreg"):
         run_reference(layout, 32, "svm")
