@@ -19,7 +19,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CPU_EPOCHS = 6  # scratch epochs of the cpu profile: a full chest run within 12 min on 2 cores
-DEMO_EPOCHS = 20  # the bundled sample has 1/13 of the images: more, shorter epochs
+DEMO_EPOCHS = 16  # the bundled sample has 1/13 of the images: more, shorter epochs
 SAMPLE_DIR = REPO_ROOT / "data" / "sample" / "chest_xray"
 
 

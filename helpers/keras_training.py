@@ -197,11 +197,14 @@ def _checkpoint_settings(directory: Path, settings: dict[str, Any], resume: bool
     _write_json(settings, record)
 
 
-def _float32_copy(model: keras.Model, size: int, weights_file: Path) -> keras.Model:
-    """The trained model rebuilt under float32 with the given weights (for prediction)."""
+def _float32_copy(size: int, weights_file: Path) -> keras.Model:
+    """The trained model rebuilt under float32 with the given weights (for prediction),
+    which are saved again without the optimiser state ModelCheckpoint keeps (a third of the
+    size)."""
     keras.config.set_dtype_policy("float32")
     copy = build_model(size, "none")
     copy.load_weights(weights_file)
+    copy.save_weights(weights_file)
     return copy
 
 
@@ -237,7 +240,7 @@ def train(data: KerasData, profile: Profile, *, seed: int, checkpoint_dir: str |
                               on_epoch_end)
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     best_epoch = int(frame.loc[frame["val_loss"].idxmin(), "epoch"])
-    model = _float32_copy(model, size, directory / BEST)
+    model = _float32_copy(size, directory / BEST)
     return TrainResult(model, frame, best_epoch, directory / BEST,
                        protocol_for(profile.weights), tuple(planned))
 

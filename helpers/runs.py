@@ -80,17 +80,6 @@ def finished(layout: Layout, spec: RunSpec, settings: dict[str, Any]) -> bool:
     return json.loads(config.read_text()).get("settings") == json.loads(json.dumps(settings))
 
 
-def find_runs(layout: Layout, **match: Any) -> list[Path]:
-    """Results folders of finished runs whose config matches every ``key=value`` given."""
-    found = []
-    for config in sorted(layout.runs_dir.glob("*/config.json")):
-        values = json.loads(config.read_text())
-        if all(values.get(k) == v for k, v in match.items()) and \
-                (config.parent / "metrics.json").is_file():
-            found.append(config.parent)
-    return found
-
-
 @dataclass(frozen=True)
 class RunOutcome:
     """A finished run: its description, test metrics (``evaluation.save_run_results``),

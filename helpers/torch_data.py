@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import Layout
 from .model_data import (Augmentation, Batch, SplitArrays, epoch_batches, gather_batches,
-                         load_all_arrays)
+                         load_all_arrays, split_summary)
 
 TRANSFER_IMAGES = 128  # per worker message: at batch 32, 1.4x the images/s of one batch each
 
@@ -127,6 +128,10 @@ class TorchData:
     arrays: dict[str, SplitArrays]
     batches: dict[str, Batches]
     augmentation: Augmentation | None
+
+    def summary(self) -> pd.DataFrame:
+        """Images, positives and negatives per split."""
+        return split_summary(self.arrays)
 
 
 def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *,

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 import numpy as np
 import pandas as pd
@@ -84,6 +85,8 @@ def test_scratch_protocol_is_one_phase_on_the_warmup_cosine_schedule(
     config = scratch_run.config()
     assert config["protocol"] == "scratch" and "AdamW" in config["phases"][0]
     assert scratch_run.checkpoint.name == BEST
+    with h5py.File(scratch_run.checkpoint) as kept:
+        assert "optimizer" not in kept and "layers" in kept  # weights only
     assert {p.name for p in scratch_run.checkpoint.parent.iterdir()} == {BEST, "phase1",
                                                                          "settings.json"}
     assert scratch_run.best_epoch == history.loc[history["val_loss"].idxmin(), "epoch"]

@@ -6,7 +6,7 @@ import pytest
 
 from helpers.config import Layout, get_profile, save_json
 from helpers.errors import UserError
-from helpers.runs import RunSpec, check_protocol, find_runs, finished
+from helpers.runs import RunSpec, check_protocol, finished
 
 
 def test_name_holds_framework_scenario_protocol_and_seed() -> None:
@@ -49,5 +49,3 @@ def test_finished_means_results_with_the_same_settings(tmp_path) -> None:
     save_json({}, run_dir / "metrics.json")
     assert finished(layout, spec, settings)
     assert not finished(layout, spec, {**settings, "lr_scratch": 0.001})
-    assert find_runs(layout, framework="pytorch") == [run_dir]
-    assert find_runs(layout, framework="keras") == []
