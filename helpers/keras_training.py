@@ -116,7 +116,8 @@ class _EpochEnd(keras.callbacks.Callback):
         self.hook(self.recorder.rows[-1])
 
 
-def _learning_rate(phase: Phase, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+def _learning_rate(phase: Phase, steps_per_epoch: int
+                   ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The phase's rate: Keras' CosineDecay with linear warm-up (``protocols``'s formula),
     or a constant that ReduceLROnPlateau lowers."""
     if phase.schedule != "warmup_cosine":

@@ -122,6 +122,6 @@ def verdict(table: pd.DataFrame, column: str, reference: str = "pixel logreg") -
         if mine is None or theirs is None or pd.isna(mine) or pd.isna(theirs):
             parts.append(f"{label} undefined")
         else:
-            word = "above" if mine > theirs else "NOT above"
+            word = "above" if mine > theirs else "equal to" if mine == theirs else "BELOW"
             parts.append(f"{label} {mine:.4f} {word} {theirs:.4f}")
     return f"{column} vs {reference} on the test split: " + "; ".join(parts) + "."

@@ -84,8 +84,9 @@ def training_settings(profile: Profile, *, seed: int, loss: str, train_images: i
                       ) -> dict[str, Any]:
     """What decides a run's result: a checkpoint resumes, and a finished run is skipped,
     only with the same settings (the profile's training fields, seed, loss, row count)."""
-    return {**{k: getattr(profile, k) for k in _SETTINGS}, "protocol": protocol_for(profile.weights),
-            "seed": seed, "loss": loss, "train_images": train_images}
+    return {**{k: getattr(profile, k) for k in _SETTINGS},
+            "protocol": protocol_for(profile.weights), "seed": seed, "loss": loss,
+            "train_images": train_images}
 
 
 def warmup_steps(phase: Phase, steps_per_epoch: int) -> int:

@@ -66,7 +66,8 @@ def test_model_notebook_writes_results(data_phase: Layout, tiny_chest: Path, num
     assert len(list(out.glob("*.png"))) >= 3
     assert json.loads((out / "config.json").read_text())["protocol"] == "scratch"
     for model in ("logreg", "knn"):  # the pixel reference beside it
-        assert (data_phase.results(f"sklearn-pixel_{model}-pixels32-seed42") / "metrics.json").exists()
+        reference = data_phase.results(f"sklearn-pixel_{model}-pixels32-seed42")
+        assert (reference / "metrics.json").exists()
 
 
 def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

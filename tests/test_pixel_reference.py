@@ -14,7 +14,8 @@ from sklearn.metrics import roc_auc_score
 from helpers.config import Layout
 from helpers.errors import UserError
 from helpers.model_data import load_all_arrays
-from helpers.pixel_reference import MODELS, PIXELS, features, run_reference, run_references, spec
+from helpers.pixel_reference import (MODELS, PIXELS, beside, features, run_reference,
+                                     run_references, spec, verdict)
 
 
 def test_features_area_downsample_and_scale() -> None:
@@ -75,3 +76,18 @@ def test_unknown_model_is_a_user_error(fresh_layout: Layout) -> None:
     layout = fresh_layout
     with pytest.raises(UserError, match="logreg"):
         run_reference(layout, 32, "svm")
+
+
+def test_a_run_is_shown_beside_the_references_with_a_verdict(fresh_layout: Layout) -> None:
+    references = run_references(fresh_layout, 32)
+    table = beside(references["knn"], references)  # any run: here the kNN itself
+    assert list(table.columns) == ["sklearn", "pixel logreg", "pixel knn"]
+    assert table.loc["roc_auc", "sklearn"] == table.loc["roc_auc", "pixel knn"]
+    sentence = verdict(table, "pixel knn", reference="pixel knn")
+    assert sentence.count("equal to") == 2
+    logreg = table["pixel logreg"]
+    table.loc["roc_auc", "sklearn"] = logreg["roc_auc"] - 0.01
+    table.loc["balanced_accuracy", "sklearn"] = logreg["balanced_accuracy"] + 0.01
+    sentence = verdict(table, "sklearn")
+    assert "ROC-AUC" in sentence and "BELOW" in sentence and "balanced accuracy" in sentence
+    assert " above " in sentence
