@@ -82,8 +82,6 @@ def run_reference(layout: Layout, size: int, model: str, *, seed: int = 42,
     settings = {"model": model, "params": _json_safe(estimator.get_params()), "pixels": PIXELS,
                 "cache_size": size, "train_images": len(arrays["train"])}
     if resume and finished(layout, run, settings):
-        print(f"{run.name} finished already: results read from {layout.results(run.name)} "
-              f"(RESUME=False fits it again).")
         return saved_outcome(layout, run)
     estimator.fit(features(arrays["train"].images), arrays["train"].labels)
     checkpoint = layout.checkpoints(run.name) / "model.joblib"

@@ -93,8 +93,10 @@ class RunOutcome:
 
 
 def saved_outcome(layout: Layout, spec: RunSpec) -> RunOutcome:
-    """The outcome of a finished run, read from its results folder."""
+    """The outcome of a finished run, read from its results folder (and said so)."""
     run_dir = layout.results(spec.name)
+    print(f"{spec.name} finished already: results read from {run_dir} (RESUME=False runs it "
+          f"again).")
     config = json.loads((run_dir / "config.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return RunOutcome(spec, metrics, run_dir, Path(config["checkpoint"]), trained=False)

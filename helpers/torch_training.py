@@ -286,8 +286,6 @@ def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
     settings = training_settings(profile, seed=spec.seed, loss=repr(loss_fn),
                                  train_images=len(data.arrays["train"]))
     if resume and finished(layout, spec, settings):
-        print(f"{spec.name} finished already: results read from {layout.results(spec.name)} "
-              f"(RESUME=False trains it again).")
         return saved_outcome(layout, spec)
     print(f"{spec.name} on {describe_device(torch_device, profile)}")
     result = train(data, profile, seed=spec.seed, checkpoint_dir=layout.checkpoints(spec.name),
