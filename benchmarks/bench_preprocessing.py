@@ -1,6 +1,6 @@
 """Throughput of the preprocessing cache (notebook 02), cold and warm.
 
-    .venv/bin/python benchmarks/bench_preprocessing.py --data-dir ../shared/datasets/chest_xray_224
+    .venv/bin/python benchmarks/bench_preprocessing.py --data-dir /path/to/chest_xray_folder
 
 Lists the data set's image files (no index, no split), builds the cache into an empty
 root (cold: every image read, preprocessed and written), then runs it again with the
