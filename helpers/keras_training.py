@@ -34,7 +34,8 @@ from .keras_models import (build_model, configure_phase, describe_device, pick_d
                            set_seeds)
 from .model_data import HISTORY_COLUMNS
 from .protocols import (FINAL_FRACTION, WARMUP_START, Phase, TrainResult, phases,
-                        protocol_for, training_settings, warmup_steps)
+                        protocol_for, require_best_weights, training_settings,
+                        warmup_steps)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
 
 MIN_LR = 1e-7
@@ -239,6 +240,7 @@ def train(data: KerasData, profile: Profile, *, seed: int, checkpoint_dir: str |
     for phase in planned:
         history += _fit_phase(model, data, phase, profile, directory, loss_fn, history,
                               on_epoch_end)
+    require_best_weights(directory / BEST)
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     best_epoch = int(frame.loc[frame["val_loss"].idxmin(), "epoch"])
     model = _float32_copy(size, directory / BEST)

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .config import Profile
+from .errors import UserError
 
 PROTOCOLS = ("scratch", "transfer")
 WARMUP_START = 0.04  # the warm-up starts at 4% of the peak rate (one-cycle's 1/25)
@@ -108,6 +109,15 @@ def warmup_cosine_lr(step: int, phase: Phase, steps_per_epoch: int) -> float:
         return peak * (WARMUP_START + (1 - WARMUP_START) * step / warm)
     progress = min(1.0, (step - warm) / max(1, total - warm))
     return peak * (FINAL_FRACTION + (1 - FINAL_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def require_best_weights(best_weights: Path) -> None:
+    """Stop with a sentence when training kept no best weights: every validation loss was
+    NaN (a diverged run), so there is no model to evaluate."""
+    if not best_weights.exists():
+        raise UserError(f"Training diverged (the validation loss was NaN in every epoch), so "
+                        f"there are no best weights in {best_weights.parent}: lower the learning "
+                        f"rate (LR_SCRATCH, or LR_HEAD / LR_FINETUNE) and pass RESUME=False.")
 
 
 @dataclass(frozen=True)

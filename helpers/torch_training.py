@@ -31,8 +31,8 @@ from tqdm import tqdm
 from .config import Layout, Profile
 from .errors import UserError
 from .model_data import HISTORY_COLUMNS
-from .protocols import (Phase, TrainResult, phases, protocol_for, training_settings,
-                        warmup_cosine_lr)
+from .protocols import (Phase, TrainResult, phases, protocol_for, require_best_weights,
+                        training_settings, warmup_cosine_lr)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
 from .torch_data import TorchData, load_datasets
 from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
@@ -108,10 +108,12 @@ def _resume_state(directory: Path, settings: dict[str, Any], resume: bool) -> di
 
 
 def _metrics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """Accuracy at logit 0 (probability 0.5) and ROC-AUC (NaN with one class only)."""
+    """Accuracy at logit 0 (probability 0.5) and ROC-AUC (NaN with one class only, or with
+    non-finite logits: a diverged run)."""
     y = labels.cpu().numpy()
     accuracy = float(((logits > 0).float() == labels).float().mean())
-    auc = roc_auc_score(y, logits.float().cpu().numpy()) if len(np.unique(y)) == 2 else math.nan
+    defined = len(np.unique(y)) == 2 and bool(torch.isfinite(logits).all())
+    auc = roc_auc_score(y, logits.float().cpu().numpy()) if defined else math.nan
     return accuracy, float(auc)
 
 
@@ -250,6 +252,7 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
                    **state.state_dict()}, directory / "last.pt")
             if on_epoch_end is not None:
                 on_epoch_end(row)
+    require_best_weights(directory / "best.pt")
     best = _load(directory / "best.pt")
     model.load_state_dict(best["model"])
     model.eval()

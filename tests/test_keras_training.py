@@ -180,3 +180,16 @@ def test_run_training_writes_a_named_run_and_skips_it_when_done(fresh_layout: La
     assert not again.trained and again.metrics == outcomes[0].metrics
     with pytest.raises(ValueError, match="RunSpec.for_profile"):
         run_training(RunSpec("toy", "keras", protocol="transfer"), layout, profile)
+
+
+class NaNLoss(keras.losses.Loss):
+    """A loss that is NaN from the first step: a diverged run."""
+
+    def call(self, y_true, y_pred):  # noqa: ANN001, ANN201 (Keras' signature)
+        return keras.ops.mean(y_pred * float("nan"), axis=-1)
+
+
+def test_diverged_run_stops_with_a_sentence(data: KerasData, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="diverged.*LR_SCRATCH"):
+        train(data, get_profile("smoke", epochs_scratch=1), seed=42, checkpoint_dir=tmp_path,
+              loss=NaNLoss())

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 from torchvision.models import resnet50
 
 from helpers.config import Layout, Profile, get_profile
@@ -168,3 +169,16 @@ def test_run_training_writes_a_named_run_and_skips_it_when_done(fresh_layout: La
     assert not again.trained and again.metrics == outcomes[0].metrics
     with pytest.raises(ValueError, match="RunSpec.for_profile"):
         run_training(RunSpec("toy", "pytorch", protocol="transfer"), layout, profile)
+
+
+class NaNLoss(nn.Module):
+    """A loss that is NaN from the first step: a diverged run."""
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return (logits * float("nan")).mean()
+
+
+def test_diverged_run_stops_with_a_sentence(data: TorchData, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="diverged.*LR_SCRATCH"):
+        train(data, get_profile("smoke", epochs_scratch=1), seed=42, checkpoint_dir=tmp_path,
+              loss=NaNLoss())
