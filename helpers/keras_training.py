@@ -17,7 +17,6 @@ alone (``helpers.keras_data``), so a resumed run replays the epochs it missed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -33,21 +32,19 @@ from .keras_data import EpochSetter, KerasData, load_datasets
 from .keras_models import (build_model, configure_phase, describe_device, pick_device,
                            set_seeds)
 from .model_data import HISTORY_COLUMNS
-from .protocols import (FINAL_FRACTION, WARMUP_START, Phase, TrainResult, phases,
-                        protocol_for, require_best_weights, training_settings,
+from .preprocessing import write_atomic
+from .protocols import (FINAL_FRACTION, PLATEAU_MIN_LR, WARMUP_START, Phase, TrainResult,
+                        protocol_for, require_best_weights, training_plan, training_settings,
                         warmup_steps)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
 
-MIN_LR = 1e-7
 BEST = "best.weights.h5"
 _STATE_KEYS = ("wait", "best", "cooldown_counter", "best_epoch")  # callbacks' counters
 
 
 def _write_json(obj: Any, path: Path) -> None:
     """JSON that never leaves a half-written file behind."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj).encode())
 
 
 def _seed_generators(model: keras.Model) -> list[keras.random.SeedGenerator]:
@@ -150,7 +147,7 @@ def _callbacks(phase: Phase, profile: Profile, directory: Path, best_so_far: flo
     if phase.schedule == "plateau":
         stateful.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5,
                                                           patience=profile.lr_patience,
-                                                          min_lr=MIN_LR))
+                                                          min_lr=PLATEAU_MIN_LR))
     return stateful
 
 
@@ -219,10 +216,7 @@ def train(data: KerasData, profile: Profile, *, seed: int, checkpoint_dir: str |
     ``checkpoint_dir`` (False starts afresh); ``on_epoch_end`` gets each epoch's history row
     after its backup is written. The returned model predicts in float32.
     """
-    planned = phases(profile)
-    if not planned:
-        raise UserError("The protocol has no epochs to train: set EPOCHS_SCRATCH (weights none) "
-                        "or EPOCHS_HEAD / EPOCHS_FINETUNE (pretrained) above 0.")
+    planned = training_plan(profile)
     directory = Path(checkpoint_dir)
     loss_fn = loss if loss is not None else keras.losses.BinaryCrossentropy()
     settings = training_settings(profile, seed=seed, loss=_loss_name(loss_fn),
@@ -234,8 +228,6 @@ def train(data: KerasData, profile: Profile, *, seed: int, checkpoint_dir: str |
     set_seeds(seed, device)
     size = data.arrays["train"].images.shape[1]
     model = build_model(size, profile.weights)
-    print(f"Protocol {protocol_for(profile.weights)}: "
-          + "; ".join(p.describe() for p in planned) + ".")
     history: list[dict[str, Any]] = []
     for phase in planned:
         history += _fit_phase(model, data, phase, profile, directory, loss_fn, history,

@@ -38,6 +38,11 @@ def epoch_rng(seed: int, epoch: int, stream: str) -> np.random.Generator:
 Batch = tuple[np.ndarray, int]  # the indices of one batch and its augmentation seed
 
 
+def batch_count(n: int, batch_size: int, drop_last: bool) -> int:
+    """Batches per epoch; ``drop_last`` drops a last incomplete batch unless it is the only one."""
+    return n // batch_size if drop_last and n > batch_size else -(-n // batch_size)
+
+
 def epoch_batches(n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bool,
                   drop_last: bool = False) -> list[Batch]:
     """One epoch's batches over ``n`` rows, from (seed, epoch) alone.
@@ -46,8 +51,8 @@ def epoch_batches(n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bo
     incomplete batch, so BatchNorm never sees a single image, unless there is only one batch.
     """
     order = epoch_rng(seed, epoch, "shuffle").permutation(n) if shuffle else np.arange(n)
-    count = n // batch_size if drop_last and n > batch_size else -(-n // batch_size)
-    seeds = epoch_rng(seed, epoch, "augment").integers(0, 2**62, count)
+    seeds = epoch_rng(seed, epoch, "augment").integers(0, 2**62,
+                                                       batch_count(n, batch_size, drop_last))
     return [(order[i * batch_size:(i + 1) * batch_size], int(s)) for i, s in enumerate(seeds)]
 
 

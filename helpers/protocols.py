@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pandas as pd
 from .config import Profile
 from .errors import UserError
 
-PROTOCOLS = ("scratch", "transfer")
+PLATEAU_MIN_LR = 1e-7  # ReduceLROnPlateau's floor (transfer protocol)
 WARMUP_START = 0.04  # the warm-up starts at 4% of the peak rate (one-cycle's 1/25)
 FINAL_FRACTION = 0.01  # the cosine ends at 1% of the peak rate
 
@@ -74,6 +73,17 @@ def phases(profile: Profile) -> list[Phase]:
                    Phase(2, "last_stage", profile.epochs_finetune, profile.lr_finetune, "adam",
                          0.0, "plateau")]
     return [p for p in planned if p.epochs > 0]
+
+
+def training_plan(profile: Profile) -> list[Phase]:
+    """The phases to train, announced in one line; a plan without epochs is a UserError."""
+    planned = phases(profile)
+    if not planned:
+        raise UserError("The protocol has no epochs to train: set EPOCHS_SCRATCH (weights none) "
+                        "or EPOCHS_HEAD / EPOCHS_FINETUNE (pretrained) above 0.")
+    print(f"Protocol {protocol_for(profile.weights)}: "
+          + "; ".join(p.describe() for p in planned) + ".")
+    return planned
 
 
 _SETTINGS = ("weights", "image_size", "batch_size", "epochs_head", "epochs_finetune", "lr_head",

@@ -34,7 +34,7 @@ class RunSpec:
     seed: int = 42
     training_data: str = "original"
     loss: str = "binary_crossentropy"
-    protocol: str = "scratch"  # helpers.protocols.PROTOCOLS; for sklearn, its input
+    protocol: str = "scratch"  # "scratch" or "transfer" (protocol_for); for sklearn, its input
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:

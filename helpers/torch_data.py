@@ -21,8 +21,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import Layout
-from .model_data import (Augmentation, Batch, SplitArrays, epoch_batches, gather_batches,
-                         load_all_arrays, split_summary)
+from .model_data import (Augmentation, Batch, SplitArrays, batch_count, epoch_batches,
+                         gather_batches, load_all_arrays, split_summary)
 
 TRANSFER_IMAGES = 128  # per worker message: at batch 32, 1.4x the images/s of one batch each
 
@@ -71,8 +71,7 @@ class EpochBatchSampler(Sampler[list[Batch]]):
     @property
     def batches(self) -> int:
         """Batches per epoch."""
-        full = self.drop_last and self.n > self.batch_size
-        return self.n // self.batch_size if full else -(-self.n // self.batch_size)
+        return batch_count(self.n, self.batch_size, self.drop_last)
 
     def __len__(self) -> int:
         return -(-self.batches // self.group)

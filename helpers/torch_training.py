@@ -31,15 +31,14 @@ from tqdm import tqdm
 from .config import Layout, Profile
 from .errors import UserError
 from .model_data import HISTORY_COLUMNS
-from .protocols import (Phase, TrainResult, phases, protocol_for, require_best_weights,
-                        training_settings, warmup_cosine_lr)
+from .protocols import (PLATEAU_MIN_LR, Phase, TrainResult, is_pretrained, protocol_for,
+                        require_best_weights, training_plan, training_settings,
+                        warmup_cosine_lr)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
 from .torch_data import TorchData, load_datasets
 from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
                            describe_device, grad_scaler, optimizer, pick_device,
                            predict_logits, set_seeds, to_device, train_step)
-
-MIN_LR = 1e-7
 
 
 @dataclass
@@ -125,7 +124,7 @@ def _scheduler(opt: torch.optim.Optimizer, phase: Phase, profile: Profile,
     # Keras reduces after `patience` bad epochs, torch after more than `patience`;
     # Keras' min_delta 1e-4 is an absolute threshold.
     return ReduceLROnPlateau(opt, factor=0.5, patience=profile.lr_patience - 1,
-                             threshold=1e-4, threshold_mode="abs", min_lr=MIN_LR)
+                             threshold=1e-4, threshold_mode="abs", min_lr=PLATEAU_MIN_LR)
 
 
 @dataclass
@@ -213,10 +212,7 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     ``checkpoint_dir`` when there is one (False starts afresh); ``on_epoch_end`` gets each
     epoch's history row after its checkpoint is written.
     """
-    planned = phases(profile)
-    if not planned:
-        raise UserError("The protocol has no epochs to train: set EPOCHS_SCRATCH (weights none) "
-                        "or EPOCHS_HEAD / EPOCHS_FINETUNE (pretrained) above 0.")
+    planned = training_plan(profile)
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
     device = data.batches["train"].device
@@ -227,11 +223,9 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     resumed = _resume_state(directory, settings, resume)
     set_seeds(seed, device)
     size = data.arrays["train"].images.shape[-1]
-    model = to_device(ResNet50Classifier(protocol_for(profile.weights) == "transfer") if resumed
+    model = to_device(ResNet50Classifier(is_pretrained(profile.weights)) if resumed
                       else build_model(size, profile.weights), device)
     history: list[dict[str, Any]] = list(resumed["history"]) if resumed else []
-    print(f"Protocol {protocol_for(profile.weights)}: "
-          + "; ".join(p.describe() for p in planned) + ".")
     steps = len(data.batches["train"])
     for phase in planned:
         if resumed and resumed["phase"] > phase.number:
