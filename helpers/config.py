@@ -20,6 +20,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CPU_EPOCHS = 6  # scratch epochs of the cpu profile: a full chest run within 12 min on 2 cores
 DEMO_EPOCHS = 16  # the bundled sample has 1/13 of the images: more, shorter epochs
+GAN_CPU_ITERATIONS = 2000  # the cpu profile's WGAN-GP: the full chest set within 25 min on 2 cores
+GAN_DEMO_ITERATIONS = 300  # the bundled sample's minority class has about 100 images
 SAMPLE_DIR = REPO_ROOT / "data" / "sample" / "chest_xray"
 
 
@@ -67,16 +69,58 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str, **overrides: Any) -> Profile:
-    """The named profile with the non-None overrides applied (keys are field names, any case)."""
-    if name not in PROFILES:
-        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(PROFILES)}.")
-    known = {f.name for f in fields(Profile)}
+@dataclass(frozen=True)
+class GanSettings:
+    """The WGAN-GP of notebook 05 for one profile (its image size is the profile's).
+
+    The thesis' architecture and optimiser (latent 128, lambda 10, 5 critic steps per
+    generator step, Adam 1e-4 with betas (0, 0.9)); ``width`` is the channels of the
+    generator's last and the critic's first hidden layer, doubled at every stage
+    (the thesis: 32, up to 512 at 224 px).
+    """
+
+    iterations: int  # generator steps
+    batch_size: int
+    width: int
+    checkpoint_every: int  # iterations between checkpoints (and sample grids)
+    latent: int = 128
+    critic_steps: int = 5
+    gp_weight: float = 10.0
+    lr: float = 1e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+
+
+GAN_SETTINGS: dict[str, GanSettings] = {
+    "smoke": GanSettings(iterations=4, batch_size=8, width=8, checkpoint_every=2),
+    "demo": GanSettings(iterations=GAN_DEMO_ITERATIONS, batch_size=32, width=16,
+                        checkpoint_every=100),
+    "cpu": GanSettings(iterations=GAN_CPU_ITERATIONS, batch_size=32, width=16,
+                       checkpoint_every=250),
+    "full": GanSettings(iterations=20000, batch_size=64, width=32, checkpoint_every=1000),
+}
+
+
+def get_gan_settings(profile: str, **overrides: Any) -> GanSettings:
+    """The profile's GAN settings with the non-None overrides applied (field names, any case)."""
+    return _overridden(GAN_SETTINGS, profile, overrides, "GAN")
+
+
+def _overridden(table: dict[str, Any], name: str, overrides: dict[str, Any], what: str) -> Any:
+    """``table[name]`` with the non-None overrides applied (keys are field names, any case)."""
+    if name not in table:
+        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(table)}.")
+    known = {f.name for f in fields(table[name])}
     changes = {k.lower(): v for k, v in overrides.items() if v is not None}
     unknown = set(changes) - known
     if unknown:
-        raise ValueError(f"Unknown profile setting(s) {sorted(unknown)}: use one of {sorted(known)}.")
-    return replace(PROFILES[name], **changes)
+        raise ValueError(f"Unknown {what} setting(s) {sorted(unknown)}: use one of {sorted(known)}.")
+    return replace(table[name], **changes)
+
+
+def get_profile(name: str, **overrides: Any) -> Profile:
+    """The named profile with the non-None overrides applied (keys are field names, any case)."""
+    return _overridden(PROFILES, name, overrides, "profile")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -220,4 +221,61 @@ def plot_image_grid(rows: Mapping[str, Sequence[tuple[str, np.ndarray]]], title:
         axes[r, 0].set_ylabel(name, fontsize="small")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------- the GAN (notebook 05)
+
+def plot_gan_history(history: pd.DataFrame) -> Figure:
+    """Critic and generator losses, the Wasserstein estimate and the gradient penalty per
+    iteration (light), with a moving average (dark)."""
+    window = max(1, len(history) // 50)
+    panels = {"losses": ["critic_loss", "generator_loss"], "Wasserstein estimate D(real) - "
+              "D(fake)": ["wasserstein"], "gradient penalty": ["gradient_penalty"]}
+    fig = Figure(figsize=(13, 3.4), layout="constrained")
+    for ax, (title, columns) in zip(fig.subplots(1, 3), panels.items()):
+        for column, colour in zip(columns, ("tab:blue", "tab:orange")):
+            ax.plot(history["iteration"], history[column], color=colour, alpha=0.25, lw=0.8)
+            ax.plot(history["iteration"], history[column].rolling(window, min_periods=1).mean(),
+                    color=colour, label=column.replace("_", " "))
+        ax.set(title=title, xlabel="generator iteration")
+        if len(columns) > 1:
+            ax.legend(fontsize="small")
+    return fig
+
+
+def plot_mosaics(mosaics: Mapping[str, np.ndarray]) -> Figure:
+    """Sample mosaics (uint8 grey) side by side, each titled (e.g. by its iteration)."""
+    fig = Figure(figsize=(4.2 * len(mosaics), 2.6), layout="constrained")
+    for ax, (title, image) in zip(np.atleast_1d(fig.subplots(1, len(mosaics))), mosaics.items()):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize="small")
+        ax.set_axis_off()
+    return fig
+
+
+def plot_memorisation(memo: Mapping[str, Any], real: np.ndarray, fake: np.ndarray) -> Figure:
+    """Nearest-real-image distances of the synthetic images beside the real images' own
+    (leave-one-out), and the closest synthetic/real pairs (synthetic above, real below)."""
+    pairs = memo["closest_pairs"]
+    fig = Figure(figsize=(max(8.0, 1.5 * len(pairs)), 6.5), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
+    ax = top.subplots()
+    bins = np.histogram_bin_edges(np.r_[memo["synthetic_distances"], memo["real_distances"]], 40)
+    ax.hist(memo["real_distances"], bins, alpha=0.6, density=True,
+            label="real -> nearest other real (floor)")
+    ax.hist(memo["synthetic_distances"], bins, alpha=0.6, density=True,
+            label="synthetic -> nearest real")
+    ax.set(xlabel="RMS pixel distance (grey levels)", ylabel="density",
+           title="Nearest real training image")
+    ax.legend(fontsize="small")
+    axes = bottom.subplots(2, max(1, len(pairs)), squeeze=False)
+    for c, pair in enumerate(pairs):
+        for r, (image, caption) in enumerate(((fake[pair["synthetic"]], f"d={pair['distance']:.1f}"),
+                                              (real[pair["real"]], "nearest real"))):
+            axes[r, c].imshow(image, cmap="gray", vmin=0, vmax=255)
+            axes[r, c].set_title(caption, fontsize="x-small")
+            axes[r, c].set_axis_off()
+    bottom.suptitle("Closest pairs: synthetic (top), its nearest real training image (bottom)",
+                    fontsize="small")
     return fig

@@ -115,3 +115,18 @@ def save_outcome(layout: Layout, spec: RunSpec, *, test: pd.DataFrame, val: pd.D
     metrics = evaluation.save_run_results(run_dir, test=test, val=val, history=history,
                                           config=full)
     return RunOutcome(spec, metrics, run_dir, checkpoint, trained=True)
+
+
+def best_run(layout: Layout, framework: str, scenario: str = "baseline", *,
+             image_size: int | None = None) -> Path | None:
+    """The results folder of the finished run of ``framework`` and ``scenario`` (at
+    ``image_size`` px if given) with the lowest best validation loss, or None: chosen on
+    validation, never on test."""
+    found = []
+    for config_path in layout.runs_dir.glob(f"{framework}-{scenario}-*/config.json"):
+        config = json.loads(config_path.read_text())
+        size = config.get("profile", {}).get("image_size")
+        if (config_path.parent / "metrics.json").is_file() and "best_val_loss" in config \
+                and image_size in (None, size) and Path(config["checkpoint"]).is_file():
+            found.append((config["best_val_loss"], config_path.parent.name, config_path.parent))
+    return min(found)[2] if found else None

@@ -13,8 +13,6 @@ because each epoch's batches depend on (seed, epoch) alone.
 from __future__ import annotations
 
 import math
-import os
-import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from .protocols import (PLATEAU_MIN_LR, Phase, TrainResult, is_pretrained, proto
                         require_best_weights, training_plan, training_settings,
                         warmup_cosine_lr)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
+from .torch_checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .torch_data import TorchData, load_datasets
 from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
                            describe_device, grad_scaler, optimizer, pick_device,
@@ -61,35 +60,6 @@ class EarlyStopping:
         return self.wait >= self.patience
 
 
-def _save(obj: dict[str, Any], path: Path) -> None:
-    """torch.save that never leaves a half-written file behind."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _rng_state() -> dict[str, Any]:
-    """torch (CPU and CUDA), NumPy and Python RNG states, in types ``weights_only`` loads."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-            "python": random.getstate()}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    random.setstate(state["python"])
-
-
 def _resume_state(directory: Path, settings: dict[str, Any], resume: bool) -> dict[str, Any] | None:
     """The last checkpoint to continue from, or None (``resume`` False: delete old checkpoints)."""
     last = directory / "last.pt"
@@ -98,7 +68,7 @@ def _resume_state(directory: Path, settings: dict[str, Any], resume: bool) -> di
             (directory / name).unlink(missing_ok=True)
     if not last.exists():
         return None
-    state = _load(last)
+    state = load_checkpoint(last)
     changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
     if changed:
         raise UserError(f"The checkpoint in {directory} was trained with other settings "
@@ -196,10 +166,10 @@ def _enter_phase(model: ResNet50Classifier, phase: Phase, profile: Profile, dire
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         state.load_state_dict(resumed)
-        _set_rng_state(resumed["rng"])
+        set_rng_state(resumed["rng"])
         return state, resumed["phase_epochs"]
     if phase.number > 1 and (directory / "best.pt").exists():
-        model.load_state_dict(_load(directory / "best.pt")["model"])
+        model.load_state_dict(load_checkpoint(directory / "best.pt")["model"])
     return state, 0
 
 
@@ -235,19 +205,19 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
         while done < phase.epochs and not state.stopper.stop:
             row = _fit_epoch(model, data, state, loss_fn, len(history) + 1, phase.number, amp)
             if row["val_loss"] < min((r["val_loss"] for r in history), default=math.inf):
-                _save({"model": model.state_dict(), "epoch": row["epoch"]}, directory / "best.pt")
+                save_checkpoint({"model": model.state_dict(), "epoch": row["epoch"]}, directory / "best.pt")
             history.append(row)
             if not state.per_step:
                 state.scheduler.step(row["val_loss"])
             state.stopper.update(row["val_loss"])
             done += 1
-            _save({"settings": settings, "phase": phase.number, "phase_epochs": done,
-                   "history": history, "model": model.state_dict(), "rng": _rng_state(),
+            save_checkpoint({"settings": settings, "phase": phase.number, "phase_epochs": done,
+                   "history": history, "model": model.state_dict(), "rng": rng_state(),
                    **state.state_dict()}, directory / "last.pt")
             if on_epoch_end is not None:
                 on_epoch_end(row)
     require_best_weights(directory / "best.pt")
-    best = _load(directory / "best.pt")
+    best = load_checkpoint(directory / "best.pt")
     model.load_state_dict(best["model"])
     model.eval()
     history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
