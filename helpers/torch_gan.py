@@ -267,7 +267,8 @@ def train_gan(images: np.ndarray, s: GanSettings, *, seed: int, checkpoint_dir: 
     with tqdm(total=s.iterations, initial=start, desc="WGAN-GP", unit="it",
               mininterval=2) as bar:
         for iteration in range(start + 1, s.iterations + 1):
-            row = _iteration(state, real, Draws.of(seed, iteration, len(real), s), s, device)
+            draws = Draws.of(seed, iteration, len(real), s)
+            row = train_iteration(state, real, draws, s, device)
             history.append({"iteration": iteration, **row})
             bar.update()
             bar.set_postfix(critic=f"{row['critic_loss']:.3g}",
@@ -290,7 +291,7 @@ def train_gan(images: np.ndarray, s: GanSettings, *, seed: int, checkpoint_dir: 
     return GanResult(state.generator, frame, len(history), directory / "last.pt")
 
 
-def _iteration(state: GanState, real: torch.Tensor, draws: Draws, s: GanSettings,
+def train_iteration(state: GanState, real: torch.Tensor, draws: Draws, s: GanSettings,
                device: torch.device) -> dict[str, float]:
     """``critic_steps`` critic updates, then one generator update; the means of their numbers."""
     losses, distances, penalties = [], [], []

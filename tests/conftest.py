@@ -21,11 +21,12 @@ from helpers.config import SAMPLE_DIR, Layout, save_json
 
 @pytest.fixture(scope="session")
 def tiny_chest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Kaggle-layout copy of 64 sample images (both classes in every official split)."""
+    """A Kaggle-layout copy of 64 sample images (both classes in every official split),
+    imbalanced like the real set: 24 NORMAL, 40 PNEUMONIA."""
     dst = tmp_path_factory.mktemp("tiny_chest")
-    for split, per_class in (("train", 24), ("val", 2), ("test", 6)):
-        for label in ("NORMAL", "PNEUMONIA"):
-            files = sorted((SAMPLE_DIR / "chest_xray" / split / label).iterdir())[:per_class]
+    for split, counts in (("train", (16, 32)), ("val", (2, 2)), ("test", (6, 6))):
+        for label, count in zip(("NORMAL", "PNEUMONIA"), counts):
+            files = sorted((SAMPLE_DIR / "chest_xray" / split / label).iterdir())[:count]
             out = dst / "chest_xray" / split / label
             out.mkdir(parents=True)
             for f in files:

@@ -393,7 +393,7 @@ def test_audit_tables_and_files(tiny_chest: Path, tmp_path: Path) -> None:
     assert summary["exact_duplicate_groups"] >= 1 and summary["exact_duplicate_extra_copies"] >= 1
     assert index.iloc[0]["path"] in set(tables["exact_duplicates"]["path"])
     classes = tables["classes"].set_index("label")
-    assert classes.loc["NORMAL", ["train", "val", "test"]].tolist() == [25, 2, 6]
+    assert classes.loc["NORMAL", ["train", "val", "test"]].tolist() == [17, 2, 6]
     assert "patients" in tables and summary["patients"] == tables["patients"]["patients"].sum()
     assert "byte-identical" in describe_audit(tables)
     figures = {"class_counts": plots.plot_class_counts(index),

@@ -70,6 +70,20 @@ def test_model_notebook_writes_results(data_phase: Layout, tiny_chest: Path, num
         assert (reference / "metrics.json").exists()
 
 
+def test_gan_notebook_balances_the_training_split(data_phase: Layout, tiny_chest: Path) -> None:
+    assert run(data_phase.root, tiny_chest, "04,05", "-p", "INCEPTION=false") == 0
+    split = pd.read_csv(data_phase.split_csv)
+    counts = split[split["split"] == "train"]["label"].value_counts()
+    manifest = pd.read_csv(data_phase.synthetic_dir(32) / "manifest.csv")
+    assert len(manifest) == counts.max() - counts.min() > 0
+    assert set(manifest["label"]) == {counts.idxmin()}
+    out = data_phase.results("pytorch-wgan_gp-32px-seed42")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classifier"]["run"] == "pytorch-baseline-scratch-seed42"
+    assert metrics["inception"]["status"] == "skipped"
+    assert (out / "real_vs_synthetic.png").exists() and (out / "memorisation.png").exists()
+
+
 def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(tmp_path, tmp_path / "does-not-exist", "01") == 1
     err = capsys.readouterr().err
