@@ -21,7 +21,7 @@ from helpers.runs import RunSpec
 from helpers.synthetic import gan_images, minority_class
 from helpers.torch_gan import (HISTORY, Critic, Generator, channels, gradient_penalty, run_gan,
                                stages, train_gan)
-from helpers.torch_gan_quality import inception_extractor
+from helpers.torch_gan_quality import inception_extractor, measure_quality
 from helpers.torch_training import run_training
 
 pytestmark = pytest.mark.torch
@@ -177,3 +177,24 @@ def test_offline_inception_is_one_sentence_not_a_crash(monkeypatch: pytest.Monke
     reason = inception_extractor(torch.device("cpu"))
     assert isinstance(reason, str) and reason.startswith("Inception FID/KID skipped")
     assert "weights-inception-2015-12-05-6726825d.pth" in reason
+
+
+def test_inception_scores_are_measured_when_its_network_loads(
+        prepared_layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchmetrics.image.fid as fid
+
+    class StandIn(nn.Module):  # what NoTrainInceptionV3 returns: (B, 2048) from uint8 RGB
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            assert x.dtype == torch.uint8 and x.shape[1] == 3
+            return x.float().flatten(1)[:, :2048]
+
+    monkeypatch.setattr(fid, "NoTrainInceptionV3", StandIn)
+    real = gan_images(prepared_layout, 32)[0].images
+    fake = np.random.default_rng(0).integers(0, 256, (12, 32, 32), dtype=np.uint8)
+    metrics = measure_quality(prepared_layout, real, fake, inception=True)
+    assert metrics["inception"]["status"] == "measured" and metrics["inception"]["dims"] == 2048
+    assert metrics["inception"]["synthetic"]["n_other"] == 8  # as many as the real half
+    assert metrics["classifier"]["status"] == "skipped"  # no baseline in this layout
