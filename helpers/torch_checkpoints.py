@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import UserError
+
 
 def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
     """torch.save that never leaves a half-written file behind."""
@@ -41,3 +43,21 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
+
+
+def resume_checkpoint(last: Path, settings: dict[str, Any], resume: bool,
+                      stale: tuple[Path, ...] = ()) -> dict[str, Any] | None:
+    """The checkpoint ``last`` to continue from, or None. ``resume`` False deletes it and
+    the ``stale`` files first; a checkpoint trained with other ``settings`` stops the run
+    with a sentence."""
+    if not resume:
+        for path in (last, *stale):
+            path.unlink(missing_ok=True)
+    if not last.exists():
+        return None
+    state = load_checkpoint(last)
+    changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+    if changed:
+        raise UserError(f"The checkpoint {last} was trained with other settings "
+                        f"({', '.join(changed)}): pass RESUME=False to start this run afresh.")
+    return state

@@ -34,7 +34,8 @@ from .errors import UserError
 from .runs import RunSpec, finished
 from .synthetic import (Minority, gan_images, load_synthetic_images, mosaic, synthetic_set_complete,
                         to_uint8, write_synthetic_set)
-from .torch_checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .torch_checkpoints import (load_checkpoint, resume_checkpoint, rng_state, save_checkpoint,
+                                set_rng_state)
 from .torch_gan_quality import measure_quality
 from .torch_models import pick_device
 
@@ -224,19 +225,6 @@ def gan_settings(s: GanSettings, *, seed: int, images: np.ndarray) -> dict[str, 
     return {**fixed, "seed": seed, "images": int(len(images)), "size": int(images.shape[-1])}
 
 
-def _resume(path: Path, settings: dict[str, Any], resume: bool) -> dict[str, Any] | None:
-    if not resume:
-        path.unlink(missing_ok=True)
-    if not path.exists():
-        return None
-    state = load_checkpoint(path)
-    changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
-    if changed:
-        raise UserError(f"The GAN checkpoint {path} was trained with other settings "
-                        f"({', '.join(changed)}): pass RESUME=False to start it afresh.")
-    return state
-
-
 def train_gan(images: np.ndarray, s: GanSettings, *, seed: int, checkpoint_dir: str | Path,
               device: torch.device | str = "cpu", resume: bool = True,
               on_checkpoint: Callable[[int, np.ndarray], None] | None = None,
@@ -253,7 +241,7 @@ def train_gan(images: np.ndarray, s: GanSettings, *, seed: int, checkpoint_dir: 
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
     settings = gan_settings(s, seed=seed, images=images)
-    resumed = _resume(directory / "last.pt", settings, resume)
+    resumed = resume_checkpoint(directory / "last.pt", settings, resume)
     torch.manual_seed(seed)  # initial weights; every later draw comes from Draws.of
     state = GanState.build(images.shape[-1], s, device)
     history: list[dict[str, float]] = []

@@ -27,13 +27,13 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 from tqdm import tqdm
 
 from .config import Layout, Profile
-from .errors import UserError
 from .model_data import HISTORY_COLUMNS
 from .protocols import (PLATEAU_MIN_LR, Phase, TrainResult, is_pretrained, protocol_for,
                         require_best_weights, training_plan, training_settings,
                         warmup_cosine_lr)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
-from .torch_checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .torch_checkpoints import (load_checkpoint, resume_checkpoint, rng_state, save_checkpoint,
+                                set_rng_state)
 from .torch_data import TorchData, load_datasets
 from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
                            describe_device, grad_scaler, optimizer, pick_device,
@@ -58,22 +58,6 @@ class EarlyStopping:
     @property
     def stop(self) -> bool:
         return self.wait >= self.patience
-
-
-def _resume_state(directory: Path, settings: dict[str, Any], resume: bool) -> dict[str, Any] | None:
-    """The last checkpoint to continue from, or None (``resume`` False: delete old checkpoints)."""
-    last = directory / "last.pt"
-    if not resume:
-        for name in ("last.pt", "best.pt"):
-            (directory / name).unlink(missing_ok=True)
-    if not last.exists():
-        return None
-    state = load_checkpoint(last)
-    changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
-    if changed:
-        raise UserError(f"The checkpoint in {directory} was trained with other settings "
-                        f"({', '.join(changed)}): pass RESUME=False to start this run afresh.")
-    return state
 
 
 def _metrics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -190,7 +174,8 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     loss_fn = (loss if loss is not None else nn.BCEWithLogitsLoss()).to(device)
     settings = training_settings(profile, seed=seed, loss=repr(loss_fn),
                                  train_images=len(data.arrays["train"]))
-    resumed = _resume_state(directory, settings, resume)
+    resumed = resume_checkpoint(directory / "last.pt", settings, resume,
+                                (directory / "best.pt",))
     set_seeds(seed, device)
     size = data.arrays["train"].images.shape[-1]
     model = to_device(ResNet50Classifier(is_pretrained(profile.weights)) if resumed
