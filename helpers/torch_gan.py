@@ -260,7 +260,8 @@ def train_gan(images: np.ndarray, s: GanSettings, *, seed: int, checkpoint_dir: 
             history.append({"iteration": iteration, **row})
             bar.update()
             bar.set_postfix(critic=f"{row['critic_loss']:.3g}",
-                            gen=f"{row['generator_loss']:.3g}", W=f"{row['wasserstein']:.3g}")
+                            gen=f"{row['generator_loss']:.3g}", W=f"{row['wasserstein']:.3g}",
+                            refresh=False)  # the bar redraws at most every 2 s
             if on_iteration is not None:
                 on_iteration(history[-1])
             if iteration % s.checkpoint_every == 0 or iteration == s.iterations:
