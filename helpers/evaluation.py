@@ -26,6 +26,7 @@ from .errors import UserError
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision",
                   "npv", "f1", "mcc", "roc_auc", "pr_auc", "brier_score", "log_loss")
 CLASS_NAMES = ("negative", "positive")
+PREDICTION_COLUMNS = ["split", "path", "label_id", "probability"]  # predictions.csv
 THRESHOLDS = {"threshold_0.5": "threshold 0.5", "threshold_youden": "Youden threshold"}
 
 
@@ -224,11 +225,12 @@ def save_run_results(run_dir: str | Path, *, test: pd.DataFrame, val: pd.DataFra
 
     Metrics at 0.5 and at the Youden threshold of ``val``, side by side:
     {"threshold_0.5", "threshold_youden", "youden_threshold", "youden_note", "figures"}.
-    Writes metrics.json, predictions.csv (path, label_id, probability), history.csv (if
+    Writes metrics.json, predictions.csv (split, path, label_id, probability: every test
+    and validation image, for the statistics of notebook 07), history.csv (if
     given), config.json and the PNG figures; returns the metrics dict.
     """
     _require(test, ("path", "label_id", "probability"), "test")
-    _require(val, ("label_id", "probability"), "val")
+    _require(val, ("path", "label_id", "probability"), "val")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     names = _class_names(config)
@@ -238,7 +240,9 @@ def save_run_results(run_dir: str | Path, *, test: pd.DataFrame, val: pd.DataFra
                                "threshold_youden": evaluate(y, p, t, names),
                                "youden_threshold": t, "youden_note": note}
     metrics["figures"] = _save_figures(run_dir, y, p, metrics, history, names)
-    test[["path", "label_id", "probability"]].to_csv(run_dir / "predictions.csv", index=False)
+    pd.concat([frame[["path", "label_id", "probability"]].assign(split=name)
+               for name, frame in (("test", test), ("val", val))])[PREDICTION_COLUMNS].to_csv(
+        run_dir / "predictions.csv", index=False)
     if history is not None:
         history.to_csv(run_dir / "history.csv", index=False)
     save_json(dict(config), run_dir / "config.json")

@@ -29,14 +29,16 @@ import pandas as pd
 from .config import Layout, Profile, mixed_precision
 from .errors import UserError
 from .keras_data import EpochSetter, KerasData, load_datasets
+from .keras_losses import make_loss
 from .keras_models import (build_model, configure_phase, describe_device, pick_device,
                            set_seeds)
-from .model_data import HISTORY_COLUMNS
+from .model_data import HISTORY_COLUMNS, row_counts
 from .preprocessing import write_atomic
 from .protocols import (FINAL_FRACTION, PLATEAU_MIN_LR, WARMUP_START, Phase, TrainResult,
                         protocol_for, require_best_weights, training_plan, training_settings,
                         warmup_steps)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
+from .scenarios import class_counts
 
 BEST = "best.weights.h5"
 _STATE_KEYS = ("wait", "best", "cooldown_counter", "best_epoch")  # callbacks' counters
@@ -269,7 +271,8 @@ def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
     check_protocol(spec, profile, "keras")
     data = load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
                          training_data=spec.training_data)
-    loss_fn = loss if loss is not None else keras.losses.BinaryCrossentropy()
+    loss_fn = loss if loss is not None else make_loss(spec.scenario,
+                                                      class_counts(data.arrays["train"].labels))
     settings = training_settings(profile, seed=spec.seed, loss=_loss_name(loss_fn),
                                  train_images=len(data.arrays["train"]))
     if resume and finished(layout, spec, settings):
@@ -282,6 +285,7 @@ def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
         val=predict_split(result.model, data, "val"), history=result.history,
         checkpoint=result.checkpoint,
         config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
+                "training_rows": row_counts(data.arrays["train"]),
                 "device": describe_device(pick_device(device), profile), **result.config()})
     for leftover in directory.iterdir():  # weights only, once done
         if leftover.name != BEST:

@@ -181,17 +181,35 @@ def load_arrays(layout: Layout, split: str, size: int, ros: bool = False,
     return SplitArrays(stack, rows["label_id"].to_numpy(np.int64), rows["path"].tolist())
 
 
-TRAINING_DATA = ("original", "ros")  # the synthetic rows of notebook 05 will join here
+TRAINING_DATA = ("original", "synthetic", "ros")  # the scenarios' training rows
 
 
 def load_all_arrays(layout: Layout, size: int, training_data: str = "original"
                     ) -> dict[str, SplitArrays]:
-    """Every split's arrays; ``training_data="ros"`` swaps the training rows for the
-    oversampled ones (validation and test are always the real split)."""
+    """Every split's arrays. ``training_data``: "original" (the split's training rows),
+    "synthetic" (those plus notebook 05's synthetic minority images, which balance them) or
+    "ros" (the oversampled rows). Validation and test are always the real split."""
     if training_data not in TRAINING_DATA:
         raise UserError(f"Unknown training data {training_data!r}: use one of {TRAINING_DATA}.")
-    ros = training_data == "ros"
-    return {s: load_arrays(layout, s, size, ros=ros and s == "train") for s in SPLITS}
+    arrays = {s: load_arrays(layout, s, size, ros=training_data == "ros" and s == "train")
+              for s in SPLITS}
+    if training_data == "synthetic":
+        from .synthetic import synthetic_arrays  # deferred: synthetic imports this module
+        extra = synthetic_arrays(layout, size)
+        train = arrays["train"]
+        arrays["train"] = SplitArrays(np.concatenate([train.images, extra.images]),
+                                      np.concatenate([train.labels, extra.labels]),
+                                      train.paths + extra.paths)
+    return arrays
+
+
+def row_counts(arrays: SplitArrays) -> dict[str, dict[str, int]]:
+    """Rows per class id, real and synthetic (paths ``synthetic/...``), as config.json
+    records them."""
+    synthetic = np.array([p.startswith("synthetic/") for p in arrays.paths], dtype=bool)
+    return {kind: {str(c): int(((arrays.labels == c) & (synthetic == flag)).sum())
+                   for c in (0, 1)}
+            for kind, flag in (("real", False), ("synthetic", True))}
 
 
 def split_summary(arrays: dict[str, SplitArrays]) -> pd.DataFrame:

@@ -279,3 +279,31 @@ def plot_memorisation(memo: Mapping[str, Any], real: np.ndarray, fake: np.ndarra
     bottom.suptitle("Closest pairs: synthetic (top), its nearest real training image (bottom)",
                     fontsize="small")
     return fig
+
+
+def plot_history_grid(histories: Mapping[str, Mapping[str, pd.DataFrame]]) -> Figure:
+    """Validation loss per epoch, one panel per scenario (``histories[scenario][run]``), one
+    line per run (framework and seed), the training loss dotted in the same colour. Losses
+    differ in scale between scenarios (focal, weighted, LDAM), so each panel has its own."""
+    if not histories:
+        fig = Figure(figsize=(5.5, 3.4))
+        _message(fig.subplots(), "No finished runs yet: nothing to plot.")
+        return fig
+    ncols = min(4, len(histories))
+    nrows = math.ceil(len(histories) / ncols)
+    fig = Figure(figsize=(3.8 * ncols, 3.0 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (scenario, runs) in zip(axes, histories.items()):
+        for i, (run, history) in enumerate(runs.items()):
+            colour = f"C{i}"
+            ax.plot(history["epoch"], history["val_loss"], "-o", color=colour, markersize=3,
+                    label=run)
+            ax.plot(history["epoch"], history["loss"], ":", color=colour)
+        ax.set_title(scenario)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize="x-small")
+    for ax in axes[len(histories):]:
+        ax.set_axis_off()
+    fig.suptitle("Validation loss (solid) and training loss (dotted) per scenario")
+    return fig

@@ -20,6 +20,7 @@ from .config import Layout, Profile
 from .errors import UserError
 from .model_data import TRAINING_DATA
 from .protocols import protocol_for
+from .scenarios import get_scenario
 
 FRAMEWORKS = ("keras", "pytorch", "sklearn")
 
@@ -33,7 +34,7 @@ class RunSpec:
     scenario: str = "baseline"
     seed: int = 42
     training_data: str = "original"
-    loss: str = "binary_crossentropy"
+    loss: str = "bce"  # helpers.scenarios' loss kinds; "log_loss" for sklearn
     protocol: str = "scratch"  # "scratch" or "transfer" (protocol_for); for sklearn, its input
 
     def __post_init__(self) -> None:
@@ -45,10 +46,11 @@ class RunSpec:
 
     @classmethod
     def for_profile(cls, dataset: str, framework: str, profile: Profile, *,
-                    scenario: str = "baseline", seed: int = 42, training_data: str = "original",
-                    loss: str = "binary_crossentropy") -> "RunSpec":
-        """The description of a run trained with ``profile`` (its weights decide the protocol)."""
-        return cls(dataset, framework, scenario, seed, training_data, loss,
+                    scenario: str = "baseline", seed: int = 42) -> "RunSpec":
+        """The description of a run of ``scenario`` (its training rows and loss from
+        ``helpers.scenarios``) trained with ``profile`` (its weights decide the protocol)."""
+        recipe = get_scenario(scenario)
+        return cls(dataset, framework, scenario, seed, recipe.training_data, recipe.loss,
                    protocol_for(profile.weights))
 
     @property

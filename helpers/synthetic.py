@@ -150,6 +150,21 @@ def read_synthetic(layout: Layout, size: int) -> pd.DataFrame:
     return manifest
 
 
+def synthetic_arrays(layout: Layout, size: int) -> SplitArrays:
+    """The synthetic set as training rows (paths ``synthetic/<file>``), checked against the
+    current training split: it must add exactly the images that balance it."""
+    manifest = read_synthetic(layout, size)
+    minority = minority_class(layout)
+    labels = set(manifest["label_id"])
+    if len(manifest) != minority.missing or labels - {minority.label_id}:
+        raise UserError(f"The synthetic set at {layout.synthetic_dir(size)} ({len(manifest)} "
+                        f"images) does not balance the current training split ({minority.missing} "
+                        f"{minority.label} images missing): run notebook 05 again.")
+    return SplitArrays(load_synthetic_images(layout, size),
+                       manifest["label_id"].to_numpy(np.int64),
+                       [f"synthetic/{f}" for f in manifest["file"]])
+
+
 def load_synthetic_images(layout: Layout, size: int, limit: int | None = None) -> np.ndarray:
     """The synthetic images (uint8, (N, s, s)) in manifest order, the first ``limit`` only."""
     paths = read_synthetic(layout, size)["path"][:limit]

@@ -27,14 +27,16 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 from tqdm import tqdm
 
 from .config import Layout, Profile
-from .model_data import HISTORY_COLUMNS
+from .model_data import HISTORY_COLUMNS, row_counts
 from .protocols import (PLATEAU_MIN_LR, Phase, TrainResult, is_pretrained, protocol_for,
                         require_best_weights, training_plan, training_settings,
                         warmup_cosine_lr)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
+from .scenarios import class_counts
 from .torch_checkpoints import (load_checkpoint, resume_checkpoint, rng_state, save_checkpoint,
                                 set_rng_state)
 from .torch_data import TorchData, load_datasets
+from .torch_losses import make_loss
 from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
                            describe_device, grad_scaler, optimizer, pick_device,
                            predict_logits, set_seeds, to_device, train_step)
@@ -234,7 +236,8 @@ def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
     data = load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
                          training_data=spec.training_data, num_workers=profile.num_workers,
                          device=torch_device)
-    loss_fn = loss if loss is not None else nn.BCEWithLogitsLoss()
+    loss_fn = loss if loss is not None else make_loss(spec.scenario,
+                                                      class_counts(data.arrays["train"].labels))
     settings = training_settings(profile, seed=spec.seed, loss=repr(loss_fn),
                                  train_images=len(data.arrays["train"]))
     if resume and finished(layout, spec, settings):
@@ -247,6 +250,7 @@ def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
         val=predict_split(result.model, data, "val"), history=result.history,
         checkpoint=result.checkpoint,
         config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
+                "training_rows": row_counts(data.arrays["train"]),
                 "device": describe_device(torch_device, profile), **result.config()})
     (result.checkpoint.parent / "last.pt").unlink(missing_ok=True)  # weights only, once done
     return outcome

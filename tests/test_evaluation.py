@@ -131,7 +131,8 @@ def test_youden_falls_back_to_half_with_a_warning(y: list, p: list) -> None:
 def _run(tmp_path, history: pd.DataFrame | None, name: str = "run", shift: float = 0.0) -> dict:
     test = pd.DataFrame({"path": [f"test/{i}.png" for i in range(len(Y))], "label_id": Y,
                          "probability": np.clip(P + shift, 0, 1)})
-    val = pd.DataFrame({"label_id": [0, 0, 1, 1, 0, 1], "probability": [0.1, 0.7, 0.8, 0.6, 0.3, 0.65]})
+    val = pd.DataFrame({"path": [f"val/{i}.png" for i in range(6)], "label_id": [0, 0, 1, 1, 0, 1],
+                        "probability": [0.1, 0.7, 0.8, 0.6, 0.3, 0.65]})
     return save_run_results(tmp_path / name, test=test, val=val, history=history,
                             config={"profile": "smoke", "classes": {"NORMAL": 0, "PNEUMONIA": 1}})
 
@@ -150,7 +151,9 @@ def test_save_run_results_writes_every_file(tmp_path) -> None:
     assert metrics["threshold_0.5"] == evaluate(Y, P, 0.5, ["NORMAL", "PNEUMONIA"])
     assert metrics["threshold_youden"]["threshold"] == 0.6
     assert load_run(run) == metrics  # metrics.json round-trips
-    assert list(pd.read_csv(run / "predictions.csv").columns) == ["path", "label_id", "probability"]
+    predictions = pd.read_csv(run / "predictions.csv")
+    assert list(predictions.columns) == ["split", "path", "label_id", "probability"]
+    assert predictions["split"].value_counts().to_dict() == {"test": len(Y), "val": 6}
     assert pd.read_csv(run / "history.csv").equals(_history())
     assert json.loads((run / "config.json").read_text())["profile"] == "smoke"
     assert metrics["figures"] == ["confusion_matrix_threshold_0.5.png",
@@ -163,7 +166,7 @@ def test_save_run_results_writes_every_file(tmp_path) -> None:
 
 def test_save_run_results_without_history_and_degenerate_val(tmp_path) -> None:
     test = pd.DataFrame({"path": ["a.png", "b.png"], "label_id": [0, 1], "probability": [0.2, 0.9]})
-    val = pd.DataFrame({"label_id": [1, 1], "probability": [0.4, 0.9]})
+    val = pd.DataFrame({"path": ["c.png", "d.png"], "label_id": [1, 1], "probability": [0.4, 0.9]})
     metrics = save_run_results(tmp_path, test=test, val=val, history=None, config={})
     assert metrics["youden_threshold"] == 0.5 and "one class" in metrics["youden_note"]
     assert not (tmp_path / "history.csv").exists() and "history.png" not in metrics["figures"]

@@ -10,7 +10,8 @@ import pytest
 from helpers.config import Layout
 from helpers.errors import UserError
 from helpers.model_data import (_BORDERS, Augmentation, epoch_batches, gather_batches,
-                                load_arrays, read_split_rows)
+                                load_all_arrays, load_arrays, read_split_rows, row_counts)
+from helpers.synthetic import minority_class, write_synthetic_set
 
 
 def test_load_arrays_follows_the_split_csv(prepared_layout: Layout) -> None:
@@ -108,3 +109,30 @@ def test_padded_warp_matches_opencv_border_modes_within_one_grey_level(fill_mode
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01
 
 
+
+
+def test_synthetic_training_rows_balance_train_and_leave_val_test_real(fresh_layout: Layout) -> None:
+    minority = minority_class(fresh_layout)
+    images = np.full((minority.missing, 32, 32), 77, np.uint8)
+    write_synthetic_set(fresh_layout, 32, [images], minority=minority, seed=1, iteration=2,
+                        record={"run": "gan", "count": minority.missing})
+    original = load_all_arrays(fresh_layout, 32, "original")
+    mixed = load_all_arrays(fresh_layout, 32, "synthetic")
+    train = mixed["train"]
+    assert np.bincount(train.labels).tolist() == [minority.n_majority] * 2
+    assert (train.images[len(original["train"]):] == 77).all()
+    assert row_counts(train) == {"real": {"0": 32, "1": 16}, "synthetic": {"0": 0, "1": 16}}
+    for split in ("val", "test"):  # synthetic rows are training rows only
+        assert mixed[split].paths == original[split].paths
+        assert not any(p.startswith("synthetic/") for p in mixed[split].paths)
+
+
+def test_synthetic_rows_that_do_not_balance_the_split_stop_with_a_sentence(
+        fresh_layout: Layout) -> None:
+    with pytest.raises(UserError, match="run notebook 05"):
+        load_all_arrays(fresh_layout, 32, "synthetic")
+    minority = minority_class(fresh_layout)
+    write_synthetic_set(fresh_layout, 32, [np.zeros((3, 32, 32), np.uint8)], minority=minority,
+                        seed=1, iteration=2, record={"run": "gan", "count": 3})
+    with pytest.raises(UserError, match="does not balance"):
+        load_all_arrays(fresh_layout, 32, "synthetic")

@@ -58,7 +58,7 @@ def test_every_model_predicts_every_test_image_once(fresh_layout: Layout) -> Non
     test_paths = sorted(split.loc[split["split"] == "test", "path"])
     for outcome in outcomes.values():
         predictions = pd.read_csv(outcome.results_dir / "predictions.csv")
-        assert sorted(predictions["path"]) == test_paths
+        assert sorted(predictions.loc[predictions["split"] == "test", "path"]) == test_paths
         assert predictions["probability"].between(0, 1).all()
     assert outcomes["knn"].metrics["threshold_0.5"]["roc_auc"] > 0.9
 

@@ -18,6 +18,15 @@ def test_name_holds_framework_scenario_protocol_and_seed() -> None:
     assert spec.describe()["run"] == spec.name and spec.describe()["protocol"] == "scratch"
 
 
+def test_a_scenario_brings_its_training_rows_and_loss() -> None:
+    profile = get_profile("cpu", weights="none")
+    spec = RunSpec.for_profile("chest_xray", "pytorch", profile, scenario="wgan_focal")
+    assert (spec.training_data, spec.loss) == ("synthetic", "focal")
+    assert RunSpec.for_profile("chest_xray", "keras", profile, scenario="ros").training_data == "ros"
+    with pytest.raises(UserError, match="Unknown scenario"):
+        RunSpec.for_profile("chest_xray", "keras", profile, scenario="smote")
+
+
 def test_two_seeds_get_two_folders(tmp_path) -> None:
     layout = Layout.of("chest_xray", tmp_path)
     profile = get_profile("cpu", weights="none")
