@@ -46,6 +46,8 @@ class Profile:
     seeds: tuple[int, ...]  # seeds of the scenario runs
     num_workers: int  # data-loading workers (torch)
     precision: str = "auto"  # "auto": bfloat16 autocast where the chip has it; "float32"
+    keras_eager: bool = False  # Keras without tf.function: for tiny runs, where tracing
+    # ResNet50 (about a minute on 2 cores) costs more than the steps it would speed up
 
 
 _TRANSFER = {"lr_head": 1e-4, "lr_finetune": 1e-5}  # the thesis' rates
@@ -53,7 +55,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", image_size=32, batch_size=8, epochs_head=1, epochs_finetune=1,
                      patience=1, lr_patience=1, epochs_scratch=2, lr_scratch=1e-3,
                      warmup_epochs=1, weight_decay=0.05, weights="none", seeds=(42,),
-                     num_workers=0, precision="float32", **_TRANSFER),
+                     num_workers=0, precision="float32", keras_eager=True, **_TRANSFER),
     "demo": Profile("demo", image_size=64, batch_size=32, epochs_head=6, epochs_finetune=4,
                     patience=8, lr_patience=2, epochs_scratch=DEMO_EPOCHS,
                     lr_scratch=2e-3, warmup_epochs=2, weight_decay=0.05, weights="none",

@@ -169,7 +169,8 @@ def _fit_phase(model: keras.Model, data: KerasData, phase: Phase, profile: Profi
     model.compile(optimizer=optimizer(phase, len(train)), loss=loss,
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
                            keras.metrics.AUC(name="auc")],
-                  jit_compile=False)  # XLA on CPU: twice as slow per epoch, and to compile
+                  jit_compile=False,  # XLA on CPU: twice as slow per epoch, and to compile
+                  run_eagerly=profile.keras_eager)
     best = min((r["val_loss"] for r in history), default=np.inf)
     stateful = _callbacks(phase, profile, directory, best)
     recorder = _Recorder(phase_dir / "state.json", phase.number, len(history) + 1, stateful)
@@ -198,14 +199,15 @@ def _checkpoint_settings(directory: Path, settings: dict[str, Any], resume: bool
     _write_json(settings, record)
 
 
-def _float32_copy(size: int, weights_file: Path) -> keras.Model:
+def _float32_copy(size: int, weights_file: Path, eager: bool) -> keras.Model:
     """The trained model rebuilt under float32 with the given weights (for prediction),
     which are saved again without the optimiser state ModelCheckpoint keeps (a third of the
-    size)."""
+    size); ``eager`` predicts without tracing (``Profile.keras_eager``)."""
     keras.config.set_dtype_policy("float32")
     copy = build_model(size, "none")
     copy.load_weights(weights_file)
     copy.save_weights(weights_file)
+    copy.run_eagerly = eager
     return copy
 
 
@@ -237,7 +239,7 @@ def train(data: KerasData, profile: Profile, *, seed: int, checkpoint_dir: str |
     require_best_weights(directory / BEST)
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     best_epoch = int(frame.loc[frame["val_loss"].idxmin(), "epoch"])
-    model = _float32_copy(size, directory / BEST)
+    model = _float32_copy(size, directory / BEST, profile.keras_eager)
     return TrainResult(model, frame, best_epoch, directory / BEST,
                        protocol_for(profile.weights), tuple(planned))
 
