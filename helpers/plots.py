@@ -88,18 +88,28 @@ def _history_panels(history: pd.DataFrame) -> list[str]:
     return sorted(names, key=lambda c: c != "loss")
 
 
+def _empty(text: str) -> Figure:
+    """A small figure that says why there is nothing to plot."""
+    fig = Figure(figsize=(5.5, 3.4))
+    _message(fig.subplots(), text)
+    return fig
+
+
+def _panels(n: int, most_columns: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """A figure with ``n`` panels of ``size`` inches, at most ``most_columns`` per row."""
+    ncols = min(most_columns, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False).ravel()
+
+
 def plot_history(history: pd.DataFrame) -> Figure:
     """Training curves (train and val_ per metric), learning rate on a log scale, and a
     vertical line where phase 2 (fine-tuning) begins."""
     panels = _history_panels(history) + (["lr"] if "lr" in history else [])
     if history.empty or not panels:
-        fig = Figure(figsize=(5.5, 3.4))
-        _message(fig.subplots(), "Training history: nothing to plot.")
-        return fig
-    ncols = min(2, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    fig = Figure(figsize=(5.5 * ncols, 3.4 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        return _empty("Training history: nothing to plot.")
+    fig, axes = _panels(len(panels), 2, (5.5, 3.4))
     epoch = history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(history) + 1)
     starts = epoch[1:][np.diff(history["phase"].to_numpy()) > 0] if "phase" in history else []
     for ax, name in zip(axes, panels):
@@ -286,13 +296,8 @@ def plot_history_grid(histories: Mapping[str, Mapping[str, pd.DataFrame]]) -> Fi
     line per run (framework and seed), the training loss dotted in the same colour. Losses
     differ in scale between scenarios (focal, weighted, LDAM), so each panel has its own."""
     if not histories:
-        fig = Figure(figsize=(5.5, 3.4))
-        _message(fig.subplots(), "No finished runs yet: nothing to plot.")
-        return fig
-    ncols = min(4, len(histories))
-    nrows = math.ceil(len(histories) / ncols)
-    fig = Figure(figsize=(3.8 * ncols, 3.0 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        return _empty("No finished runs yet: nothing to plot.")
+    fig, axes = _panels(len(histories), 4, (3.8, 3.0))
     for ax, (scenario, runs) in zip(axes, histories.items()):
         for i, (run, history) in enumerate(runs.items()):
             colour = f"C{i}"
