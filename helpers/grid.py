@@ -38,6 +38,7 @@ from tqdm import tqdm
 from . import evaluation
 from .config import PROFILES, Layout, Profile, get_profile, save_json
 from .errors import UserError
+from .protocols import training_settings
 from .runs import RunSpec
 from .scenarios import SCENARIOS
 
@@ -159,12 +160,17 @@ def _alive(pid: int) -> bool:
 
 
 def _finished(job: GridJob) -> bool:
-    """Whether the run's results exist and were trained with the grid's profile."""
+    """Whether the run's results exist and were trained with the grid's profile and seed
+    (the settings ``runs.finished`` compares, less the loss and the row count, which the
+    run itself checks once its data are loaded)."""
     results = job.layout.results(job.name)
     if not (results / "metrics.json").is_file() or not (results / "config.json").is_file():
         return False
-    recorded = json.loads((results / "config.json").read_text()).get("profile")
-    return recorded == json.loads(json.dumps(asdict(job.settings)))
+    recorded = json.loads((results / "config.json").read_text()).get("settings", {})
+    expected = json.loads(json.dumps(training_settings(job.settings, seed=job.seed, loss="",
+                                                       train_images=0)))
+    return all(recorded.get(k) == v for k, v in expected.items()
+               if k not in ("loss", "train_images"))
 
 
 def job_state(job: GridJob) -> dict[str, Any]:
