@@ -294,7 +294,7 @@ def run_grid(jobs: Sequence[GridJob], *, executor: str = "local", gpus: int = 0,
     print(f"Grid of {len(jobs)} runs: {summary(status)}.", flush=True)
     if on_update is not None:
         on_update(status)
-    if executor in ("local", "gpus") and not (executor == "gpus" and gpus > 0):
+    if executor == "local" or (executor == "gpus" and gpus == 0):  # no GPU: one after another
         with tqdm(todo, desc="grid", unit="run") as bar:
             for job in bar:
                 bar.set_postfix_str(job.name)
