@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from . import evaluation
+from . import evaluation, results
 from .config import PROFILES, Layout, Profile, get_profile, save_json
 from .errors import UserError
 from .protocols import training_settings
@@ -223,13 +223,11 @@ def metrics_table(jobs: Sequence[GridJob], threshold: str = "threshold_youden") 
 
 
 def histories(jobs: Sequence[GridJob]) -> dict[str, dict[str, pd.DataFrame]]:
-    """The done runs' training histories, by scenario and then by "framework seed"."""
-    out: dict[str, dict[str, pd.DataFrame]] = {}
-    for job in jobs:
-        path = job.layout.results(job.name) / "history.csv"
-        if _finished(job) and path.is_file():
-            out.setdefault(job.scenario, {})[f"{job.framework} {job.seed}"] = pd.read_csv(path)
-    return out
+    """The done runs' training histories, by scenario and then by "framework seed<N>"."""
+    done = pd.DataFrame([(j.scenario, j.framework, j.seed, str(j.layout.results(j.name)))
+                         for j in jobs if _finished(j)],
+                        columns=["scenario", "framework", "seed", "results_dir"])
+    return results.histories(done)
 
 
 def _run_in_process(job: GridJob) -> int:

@@ -13,14 +13,18 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+from sklearn.metrics import (ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay,
+                             roc_auc_score, roc_curve)
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG (tight box, 120 dpi), close it and return the path."""
+def save_figure(fig: Figure, path: str | Path, *, pdf: bool = False) -> Path:
+    """Write ``fig`` as a PNG (tight box, 120 dpi), and beside it as a PDF (for a thesis)
+    when ``pdf``; close it and return the PNG's path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
+    if pdf:
+        fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -312,3 +316,92 @@ def plot_history_grid(histories: Mapping[str, Mapping[str, pd.DataFrame]]) -> Fi
         ax.set_axis_off()
     fig.suptitle("Validation loss (solid) and training loss (dotted) per scenario")
     return fig
+
+
+def plot_roc_overlay(y_true: Sequence[int], probs: Mapping[str, np.ndarray], title: str) -> Figure:
+    """ROC curves of several scenarios on one test set: one colour per scenario
+    (``probs[scenario]``: (seeds, images)), one line per seed, the mean ROC-AUC in the legend."""
+    y = np.asarray(y_true)
+    fig = Figure(figsize=(5.6, 5.2))
+    ax = fig.subplots()
+    for i, (scenario, runs) in enumerate(probs.items()):
+        runs = np.atleast_2d(runs)
+        aucs = [roc_auc_score(y, p) for p in runs]
+        for k, p in enumerate(runs):
+            fpr, tpr, _ = roc_curve(y, p)
+            ax.plot(fpr, tpr, color=f"C{i}", linewidth=1.2, alpha=0.8, label=None if k else
+                    f"{scenario} (AUC {np.mean(aucs):.4f}, {len(runs)} seed(s))")
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title)
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def plot_metric_bars(table: pd.DataFrame, metrics: Sequence[str], title: str) -> Figure:
+    """One panel per metric: a bar per scenario (``table`` rows: scenario, metric, value,
+    low, high, in display units) with its 95% CI as a whisker."""
+    fig, axes = _panels(len(metrics), 3, (4.2, 3.4))
+    for ax, metric in zip(axes, metrics):
+        rows = table[table["metric"] == metric]
+        x = np.arange(len(rows))
+        ax.bar(x, rows["value"], color=[f"C{i}" for i in x], alpha=0.8)
+        whiskers = [rows["value"] - rows["low"], rows["high"] - rows["value"]]
+        ax.errorbar(x, rows["value"], yerr=whiskers, fmt="none", color="black", capsize=3)
+        ax.set_xticks(x, rows["scenario"], rotation=45, ha="right")
+        low = float(rows["low"].min()) if len(rows) else 0.0
+        ax.set_ylim(max(0.0, low - 0.1 * abs(low)), None)
+        ax.set_title(metric.replace("_", " "))
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    return fig
+
+
+def plot_confusion_grid(counts: Mapping[str, np.ndarray], labels: Sequence[str], title: str
+                        ) -> Figure:
+    """One confusion matrix per scenario (``counts[scenario]``: [[tn, fp], [fn, tp]], mean
+    over seeds), rows true class, columns predicted, each cell with its share of all."""
+    fig, axes = _panels(len(counts), 4, (3.2, 3.0))
+    for ax, (scenario, cm) in zip(axes, counts.items()):
+        cm = np.asarray(cm, dtype=float)
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), value in np.ndenumerate(cm):
+            ax.text(j, i, f"{value:.1f}\n({100 * value / cm.sum():.1f}%)", ha="center",
+                    va="center", color="white" if value > cm.max() / 2 else "black")
+        ax.set_xticks([0, 1], labels)
+        ax.set_yticks([0, 1], labels)
+        ax.set(title=scenario, xlabel="predicted", ylabel="true")
+    for ax in axes[len(counts):]:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    return fig
+
+
+def plot_seed_dots(table: pd.DataFrame, metrics: Sequence[str], title: str) -> Figure:
+    """Per-seed values (``table`` rows: scenario, seed, one column per metric, display units)
+    as dots beside each scenario's mean (a bar), one panel per metric."""
+    fig, axes = _panels(len(metrics), 3, (4.2, 3.4))
+    scenarios = list(dict.fromkeys(table["scenario"]))
+    for ax, metric in zip(axes, metrics):
+        for i, scenario in enumerate(scenarios):
+            values = table.loc[table["scenario"] == scenario, metric].to_numpy(float)
+            ax.hlines(values.mean(), i - 0.3, i + 0.3, color=f"C{i}", linewidth=2.5)
+            ax.plot(np.full(len(values), i) + np.linspace(-0.12, 0.12, len(values)), values, "o",
+                    color=f"C{i}", markersize=5, markeredgecolor="black")
+        ax.set_xticks(range(len(scenarios)), scenarios, rotation=45, ha="right")
+        ax.set_title(metric.replace("_", " "))
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    return fig
+
+
+def plot_real_vs_synthetic(real: np.ndarray, fake: np.ndarray, n: int = 8, seed: int = 42,
+                           title: str = "Real training images (top) beside synthetic ones "
+                                        "(bottom)") -> Figure:
+    """``n`` random real images (uint8 grey) above ``n`` random synthetic ones."""
+    rng = np.random.default_rng(seed)
+    grid = {name: [("", images[i]) for i in rng.choice(len(images), min(n, len(images)),
+                                                      replace=False)]
+            for name, images in (("real", real), ("synthetic", fake))}
+    return plot_image_grid(grid, title)

@@ -359,12 +359,7 @@ def _train(arrays: np.ndarray, s: GanSettings, spec: RunSpec, layout: Layout, se
 def _figures(run_dir: Path, real: np.ndarray, fake: np.ndarray, metrics: dict[str, Any],
              seed: int) -> None:
     """Real beside synthetic (random picks of each), and the memorisation check."""
-    rng = np.random.default_rng(seed)
-    picks = {name: images[rng.choice(len(images), min(8, len(images)), replace=False)]
-             for name, images in (("real", real), ("synthetic", fake))}
-    grid = {name: [("", image) for image in images] for name, images in picks.items()}
-    plots.save_figure(plots.plot_image_grid(grid, "Real training images (top) beside "
-                                                  "synthetic ones (bottom)"),
+    plots.save_figure(plots.plot_real_vs_synthetic(real, fake, seed=seed),
                       run_dir / "real_vs_synthetic.png")
     plots.save_figure(plots.plot_memorisation(metrics["memorisation"], real, fake),
                       run_dir / "memorisation.png")
