@@ -8,11 +8,15 @@ Images that share a patient, a byte-identical file (md5) or a near-duplicate clu
   with scikit-learn's ``StratifiedGroupKFold``; the fractions are read as whole folds
   (80/10/10 -> 10 folds: 1 test, 1 val, 8 train), which keeps each split's class ratio
   within a fraction of a point of the whole.
-- ``official`` (Kermany): each image keeps its official split, except that a group found
-  in several official splits moves whole to the first of test, val, train it touches.
-  The official test set thus never loses an image (metrics on it stay comparable with the
-  literature) and no patient is seen in training and test. The groups and images moved
-  are counted in the split config.
+- ``official`` (Kermany): the test split is the official test folder exactly as published
+  (624 images on the full chest set), so accuracy and specificity on it stay comparable
+  with Kermany 2018 and MedMNIST. Images outside it whose leakage group reaches into it
+  are excluded: they are in no split (split ``"excluded"`` here, absent from the split
+  CSV) and counted in the split config. The rest of official train + val is pooled and a
+  grouped, stratified validation split is carved out of it with ``StratifiedGroupKFold``,
+  val : train = fractions[1] : fractions[0] read as whole folds (0.8/0.1 -> 9 folds, 1 to
+  val); the test fraction is not used. The official val folder (16 images) is too small to
+  select models on, so it is only part of that pool.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from .errors import UserError
 
 COLUMNS = ["path", "label", "label_id", "split", "group", "md5"]
 SPLITS = ("train", "val", "test")
+EXCLUDED = "excluded"  # official protocol: in no split (never written to the split CSV)
 PROTOCOLS = ("random", "official")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 # What defines a split: an existing split file made with other values is never overwritten.
@@ -112,14 +117,38 @@ def _random_split(y: np.ndarray, groups: np.ndarray, seed: int,
     return out
 
 
-def _official_split(official: pd.Series, groups: np.ndarray) -> np.ndarray:
-    """Official split per image; a group in several splits moves to its first of test, val, train."""
+def _official_val_folds(fractions: tuple[float, float, float]) -> tuple[int, int]:
+    """Whole folds (train, val) of the official pool: fractions[0] : fractions[1] reduced,
+    e.g. 0.8/0.1 -> (8, 1), 9 folds; the test fraction is checked but not used."""
+    n_train, n_val, _ = _folds_per_split(fractions)
+    common = int(np.gcd(n_train, n_val))
+    return n_train // common, n_val // common
+
+
+def _official_split(official: pd.Series, y: np.ndarray, groups: np.ndarray, seed: int,
+                    fractions: tuple[float, float, float]) -> np.ndarray:
+    """Official test as published; groups reaching into it excluded elsewhere; val carved
+    out of the pooled official train + val by a stratified group split."""
     if (official == "").any() or not official.isin(SPLITS).all():
         raise UserError("This data set has no official train/val/test split for every image: "
                         "use PROTOCOL = 'random'.")
-    rank = official.map({s: i for i, s in enumerate(("test", "val", "train"))})
-    first = rank.groupby(groups).transform("min")
-    return first.map(dict(enumerate(("test", "val", "train")))).to_numpy(dtype=object)
+    test = (official == "test").to_numpy()
+    excluded = ~test & np.isin(groups, groups[test])
+    pool = ~test & ~excluded
+    out = np.where(test, "test", EXCLUDED).astype(object)
+    n_train, n_val = _official_val_folds(fractions)
+    k = n_train + n_val
+    n_groups = len(np.unique(groups[pool]))
+    if n_groups < k:
+        raise UserError(f"Only {n_groups} independent image groups in the official train and "
+                        f"val folders (after excluding those that share a group with the test "
+                        f"folder): too few for a {k}-fold validation split; use more images.")
+    fold_split = np.array(["val"] * n_val + ["train"] * n_train, dtype=object)
+    rows = np.flatnonzero(pool)
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, part) in enumerate(folds.split(np.zeros(len(rows)), y[rows], groups[rows])):
+        out[rows[part]] = fold_split[fold]
+    return out
 
 
 def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "random",
@@ -127,8 +156,12 @@ def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "ra
                ) -> pd.DataFrame:
     """One row per image, sorted by path: the contract columns plus the group sources.
 
-    Extra columns: patient, near_dup (cluster id), official_split, moved (the image left its
-    official split; official protocol only). ``write_split`` keeps the contract columns.
+    Extra columns: patient, near_dup (cluster id), official_split, moved (the image is in
+    a split other than its official one: official train images carved into val, official val
+    images pooled into train; official protocol only) and excluded (official protocol: the
+    image shares a leakage group with the official test set but is not in it, so it is in no
+    split; its ``split`` is ``"excluded"``). ``write_split`` keeps the contract columns of the
+    train, val and test rows only.
     """
     if protocol not in PROTOCOLS:
         raise UserError(f"Unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}.")
@@ -147,11 +180,13 @@ def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "ra
     if protocol == "random":
         df["split"] = _random_split(df["label_id"].to_numpy(), df["group"].to_numpy(), seed,
                                     tuple(fractions))
-        df["moved"] = False
     else:
-        df["split"] = _official_split(df["official_split"], df["group"].to_numpy())
-        df["moved"] = df["split"] != df["official_split"]
-    return df[COLUMNS + ["patient", "near_dup", "official_split", "moved"]]
+        df["split"] = _official_split(df["official_split"], df["label_id"].to_numpy(),
+                                      df["group"].to_numpy(), seed, tuple(fractions))
+    df["excluded"] = df["split"] == EXCLUDED
+    left = ~df["excluded"] & (df["split"] != df["official_split"])
+    df["moved"] = left if protocol == "official" else False
+    return df[COLUMNS + ["patient", "near_dup", "official_split", "moved", "excluded"]]
 
 
 def _multi_image(keys: pd.Series) -> int:
@@ -161,16 +196,24 @@ def _multi_image(keys: pd.Series) -> int:
 
 
 def split_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """Images per split (rows, train/val/test) and class (columns), with totals."""
+    """Images per split (rows, train/val/test, then excluded if any) and class (columns),
+    with totals."""
     table = pd.crosstab(df["split"], df["label"], margins=True, margins_name="total")
-    return table.reindex([s for s in SPLITS if s in table.index] + ["total"])
+    return table.reindex([s for s in SPLITS + (EXCLUDED,) if s in table.index] + ["total"])
 
 
 def split_config(df: pd.DataFrame, spec: DatasetSpec, *, data_dir: str | Path, protocol: str,
                  seed: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
                  ) -> dict[str, Any]:
-    """The split's JSON config: where the data is, label mapping, parameters, counts, groups."""
-    counts = split_counts(df).drop(index="total", columns="total")
+    """The split's JSON config: where the data is, label mapping, parameters, counts, groups.
+
+    ``counts`` and ``n_images`` cover the train, val and test rows (the split CSV); images
+    the official protocol excludes are counted under ``groups``.
+    """
+    table = split_counts(df).drop(columns="total")
+    counts = table.reindex([s for s in SPLITS if s in table.index])
+    labels = sorted(df["label"].unique())
+    out = df[df["split"] == EXCLUDED]
     crossing = df[df["official_split"] != ""].groupby("group")["official_split"].nunique()
     return {
         "dataset": spec.name,
@@ -180,9 +223,9 @@ def split_config(df: pd.DataFrame, spec: DatasetSpec, *, data_dir: str | Path, p
                     df.drop_duplicates("label").set_index("label")["label_id"].items()},
         "protocol": protocol,
         "seed": int(seed),
-        "fractions": [float(f) for f in fractions] if protocol == "random" else None,
+        "fractions": [float(f) for f in fractions],
         "counts": {s: {str(k): int(v) for k, v in row.items()} for s, row in counts.iterrows()},
-        "n_images": len(df),
+        "n_images": int(df["split"].isin(SPLITS).sum()),
         "groups": {
             "total": int(df["group"].nunique()),
             "multi_image": int((df["group"].value_counts() > 1).sum()),
@@ -191,6 +234,11 @@ def split_config(df: pd.DataFrame, spec: DatasetSpec, *, data_dir: str | Path, p
             "near_duplicate": _multi_image(df["near_dup"]),
             "crossing_official_splits": int((crossing > 1).sum()),
             "images_moved": int(df["moved"].sum()),
+            "excluded_images": len(out),
+            "excluded_groups": int(out["group"].nunique()),
+            "excluded_images_per_class": {str(c): int((out["label"] == c).sum()) for c in labels},
+            "excluded_groups_per_class": {
+                str(c): int(out.loc[out["label"] == c, "group"].nunique()) for c in labels},
         },
     }
 
@@ -208,13 +256,14 @@ def _check_existing(layout: Layout, config: dict[str, Any]) -> bool:
 
 
 def write_split(layout: Layout, df: pd.DataFrame, config: dict[str, Any]) -> Path:
-    """Write the split CSV (contract columns, sorted by path) and its JSON config, once.
+    """Write the split CSV (contract columns of the train, val and test rows, sorted by
+    path; excluded images are left out) and its JSON config, once.
 
     The same parameters give the same bytes; an existing split with the same parameters is
     left as it is, one with other parameters stops the run.
     """
     if not _check_existing(layout, config):
-        out = df[COLUMNS].sort_values("path", kind="mergesort")
+        out = df.loc[df["split"].isin(SPLITS), COLUMNS].sort_values("path", kind="mergesort")
         layout.split_csv.parent.mkdir(parents=True, exist_ok=True)
         out.to_csv(layout.split_csv, index=False, lineterminator="\n")
         save_json(config, layout.split_config)

@@ -13,8 +13,10 @@ from helpers.config import REPO_ROOT, Layout
 from helpers.data import chest_patient_id, get_spec
 from helpers.errors import UserError
 from helpers.plots import plot_split_counts
-from helpers.splits import (COLUMNS, _near_duplicate_clusters, fit_label_encoder,
-                            leakage_groups, load_split, make_split, oversample_train, split_config, write_oversampled, write_split)
+from helpers.splits import (COLUMNS, EXCLUDED, SPLITS, _near_duplicate_clusters,
+                            fit_label_encoder, leakage_groups, load_split, make_split,
+                            oversample_train, split_config, split_counts, write_oversampled,
+                            write_split)
 
 MANIFEST = REPO_ROOT.parent / "shared" / "datasets" / "chest_xray_224" / "manifest.csv"
 
@@ -71,11 +73,12 @@ def assert_leakage_safe(df: pd.DataFrame) -> None:
 def assert_stratified(df: pd.DataFrame, tolerance: float = 0.02) -> None:
     whole = df["label_id"].mean()
     for split, part in df.groupby("split"):
-        assert abs(part["label_id"].mean() - whole) <= tolerance, (split, part["label_id"].mean(), whole)
+        share = part["label_id"].mean()
+        assert abs(share - whole) <= tolerance, (split, share, whole)
 
 
 def test_label_encoder_puts_the_positive_class_at_one() -> None:
-    labels = pd.Series(["Healthy", "Brain Tumor", "Healthy"])  # alphabetically the positive is first
+    labels = pd.Series(["Healthy", "Brain Tumor", "Healthy"])  # the positive is first a-z
     encoder = fit_label_encoder(labels, "Brain Tumor")
     assert list(encoder.transform(labels)) == [0, 1, 0]
     assert list(encoder.inverse_transform([1, 0])) == ["Brain Tumor", "Healthy"]
@@ -101,7 +104,8 @@ def test_random_split_is_leakage_safe_stratified_and_80_10_10(index: pd.DataFram
     assert_stratified(df)
     share = df["split"].value_counts(normalize=True)
     assert share["train"] == pytest.approx(0.8, abs=0.03)
-    assert share["val"] == pytest.approx(0.1, abs=0.02) and share["test"] == pytest.approx(0.1, abs=0.02)
+    assert share["val"] == pytest.approx(0.1, abs=0.02)
+    assert share["test"] == pytest.approx(0.1, abs=0.02)
 
 
 def test_real_chest_split_is_leakage_safe_and_stratified(spec) -> None:
@@ -114,17 +118,122 @@ def test_real_chest_split_is_leakage_safe_and_stratified(spec) -> None:
     assert groups["duplicate_md5"] == 30 and groups["crossing_official_splits"] > 0
 
 
-def test_official_split_keeps_test_whole_and_moves_crossing_groups(index: pd.DataFrame, spec) -> None:
-    df = make_split(index, spec, protocol="official")
-    assert_leakage_safe(df)
-    official_test = df["official_split"] == "test"
-    assert (df.loc[official_test, "split"] == "test").all()
-    crossing = df.groupby("group")["official_split"].nunique() > 1
-    assert crossing.any()
-    assert df["moved"].sum() == (df["split"] != df["official_split"]).sum() > 0
+def official_index(seed: int = 0) -> pd.DataFrame:
+    """The synthetic index plus patients seen in both the official test and train folders
+    (as Kermany's personN_bacteria / personN_virus images of one id can be)."""
+    df = synthetic_index(seed=seed)
+    test_patients = df.loc[(df["official_split"] == "test") & (df["patient"] != ""), "patient"]
+    rows = []
+    for i, patient in enumerate(test_patients.unique()[:12]):
+        first = df[df["patient"] == patient].iloc[0]
+        for j in range(1 + i % 3):
+            rows.append({**first.to_dict(), "official_split": "train",
+                         "path": f"chest_xray/train/{first['label']}/{patient}_virus_{j}.jpeg",
+                         "md5": f"extra{i}_{j}", "phash": f"{(i * 7 + j) << 40:016x}"})
+    return pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def official(spec) -> pd.DataFrame:
+    return make_split(official_index(), spec, protocol="official", seed=42)
+
+
+def test_official_split_keeps_the_published_test_set_exactly(official: pd.DataFrame) -> None:
+    index = official_index()
+    published = sorted(index.loc[index["official_split"] == "test", "path"])
+    assert list(official.loc[official["split"] == "test", "path"]) == published
+    assert set(official["split"]) == {"train", "val", "test", EXCLUDED}
+
+
+def test_official_split_excludes_groups_reaching_into_the_test_set(official: pd.DataFrame) -> None:
+    kept = official[~official["excluded"]]
+    assert_leakage_safe(kept)  # no group, patient, md5 or near-duplicate spans two splits
+    test_groups = set(official.loc[official["split"] == "test", "group"])
+    reaching = official["group"].isin(test_groups) & (official["official_split"] != "test")
+    assert reaching.sum() >= 12  # the added patients, and duplicates crossing folders
+    assert (official["excluded"] == reaching).all()
+    assert (official.loc[official["excluded"], "split"] == EXCLUDED).all()
+    train_val = official["split"].isin(["train", "val"])
+    assert not official.loc[train_val, "group"].isin(test_groups).any()
+
+
+def test_official_config_counts_the_excluded_images(official: pd.DataFrame, spec) -> None:
+    config = split_config(official, spec, data_dir="/data", protocol="official", seed=42)
+    excluded = official[official["excluded"]]
+    groups = config["groups"]
+    assert groups["excluded_images"] == len(excluded) > 0
+    assert groups["excluded_groups"] == excluded["group"].nunique() > 0
+    assert groups["excluded_images_per_class"] == {
+        label: int((excluded["label"] == label).sum()) for label in ("NORMAL", "PNEUMONIA")}
+    assert groups["excluded_groups_per_class"] == {
+        label: excluded.loc[excluded["label"] == label, "group"].nunique()
+        for label in ("NORMAL", "PNEUMONIA")}
+    assert set(config["counts"]) == set(SPLITS)
+    assert sum(n for part in config["counts"].values() for n in part.values()) == \
+        config["n_images"] == len(official) - len(excluded)
+    assert config["fractions"] == [0.8, 0.1, 0.1]
+    assert groups["crossing_official_splits"] == \
+        int((official.groupby("group")["official_split"].nunique() > 1).sum())
+    table = split_counts(official)
+    assert list(table.index) == ["train", "val", "test", EXCLUDED, "total"]
+    assert table.loc[EXCLUDED, "total"] == len(excluded)
+    assert table.loc["total", "total"] == len(official)
+
+
+def test_official_moved_means_left_its_official_folder(official: pd.DataFrame) -> None:
+    left = official["split"].isin(SPLITS) & (official["split"] != official["official_split"])
+    assert (official["moved"] == left).all()
+    assert not official.loc[official["excluded"], "moved"].any()
+    assert official.loc[official["moved"], "official_split"].isin(["train", "val"]).all()
+    assert (official["official_split"].eq("train") & official["split"].eq("val")).any()
+
+
+def test_official_val_is_carved_grouped_and_stratified(official: pd.DataFrame) -> None:
+    pool = official[official["split"].isin(["train", "val"])]
+    val = pool[pool["split"] == "val"]
+    assert pool.groupby("group")["split"].nunique().max() == 1
+    assert len(val) == pytest.approx(len(pool) / 9, rel=0.25)  # 0.8 / 0.1: 1 fold of 9
+    assert val["label_id"].mean() == pytest.approx(pool["label_id"].mean(), abs=0.03)
+
+
+def test_official_split_is_deterministic_and_follows_seed_and_fractions(spec) -> None:
+    index = official_index()
+    first = make_split(index, spec, protocol="official", seed=42)
+    shuffled = make_split(index.sample(frac=1, random_state=3), spec, protocol="official", seed=42)
+    pd.testing.assert_frame_equal(first, shuffled)
+    other_seed = make_split(index, spec, protocol="official", seed=7)
+    assert (other_seed["split"] != first["split"]).any()
+    assert (other_seed["split"] == "test").equals(first["split"] == "test")
+    wider = make_split(index, spec, protocol="official", seed=42, fractions=(0.6, 0.3, 0.1))
+    pool = wider["split"].isin(["train", "val"])
+    assert (wider["split"] == "val").sum() == pytest.approx(pool.sum() / 3, rel=0.2)  # 2 : 1
+    assert (wider["split"] == "val").sum() > 2 * (first["split"] == "val").sum()
+    assert (wider["split"] == "test").equals(first["split"] == "test")
+    assert wider["excluded"].equals(first["excluded"])
+
+
+def test_official_split_files_leave_the_excluded_images_out(tmp_path: Path, official: pd.DataFrame,
+                                                             spec) -> None:
+    layout = Layout.of("chest_xray", tmp_path)
+    config = split_config(official, spec, data_dir="/data", protocol="official", seed=42)
+    write_split(layout, official, config)
+    df, saved = load_split(layout)
+    assert list(df.columns) == COLUMNS and set(df["split"]) == set(SPLITS)
+    assert list(df["path"]) == list(official.loc[~official["excluded"], "path"])
+    assert len(df) == saved["n_images"]
+    wider = split_config(official, spec, data_dir="/data", protocol="official", seed=42,
+                         fractions=(0.7, 0.2, 0.1))
+    with pytest.raises(UserError, match="fractions"):
+        write_split(layout, official, wider)  # the fractions define an official split too
+
+
+def test_official_split_of_the_real_chest_set_keeps_the_624_test_images(spec) -> None:
+    df = make_split(manifest_index(), spec, protocol="official", seed=42)
+    test = df[df["split"] == "test"]
+    assert test["label"].value_counts().to_dict() == {"PNEUMONIA": 390, "NORMAL": 234}
+    assert_leakage_safe(df[~df["excluded"]])
     config = split_config(df, spec, data_dir="/data", protocol="official", seed=42)
-    assert config["groups"]["crossing_official_splits"] == crossing.sum()
-    assert config["fractions"] is None
+    assert config["groups"]["excluded_images"] == df["excluded"].sum() > 0
 
 
 def test_official_split_needs_an_official_split(index: pd.DataFrame, spec) -> None:
@@ -132,6 +241,14 @@ def test_official_split_needs_an_official_split(index: pd.DataFrame, spec) -> No
         make_split(index.assign(official_split=""), spec, protocol="official")
     with pytest.raises(UserError, match="protocol"):
         make_split(index, spec, protocol="kermany")
+    tiny = pd.DataFrame({"path": [f"{s}/{label}/{i}.jpeg" for s, label, i in
+                                  (("test", "NORMAL", 0), ("test", "PNEUMONIA", 1),
+                                   ("train", "NORMAL", 2), ("train", "PNEUMONIA", 3))],
+                         "label": ["NORMAL", "PNEUMONIA"] * 2,
+                         "official_split": ["test", "test", "train", "train"],
+                         "patient": "", "md5": list("abcd"), "phash": ""})
+    with pytest.raises(UserError, match="too few for a 9-fold validation split"):
+        make_split(tiny, spec, protocol="official")
 
 
 def write(root: Path, index: pd.DataFrame, spec, seed: int = 42, data_dir: str = "/data") -> Layout:
@@ -199,12 +316,15 @@ def test_oversampling_balances_train_only(tmp_path: Path, index: pd.DataFrame, s
 def test_near_duplicates_use_the_spec_distance_and_mirrored_copies() -> None:
     base, flipped = 0x0F0F_0F0F_0F0F_0F0F, 0xF0F0_F0F0_F0F0_F0F0
     index = pd.DataFrame({
-        "path": ["a.png", "b.png", "c.png", "d.png"], "label": ["Healthy", "Healthy", "Tumor", "Tumor"],
+        "path": ["a.png", "b.png", "c.png", "d.png"],
+        "label": ["Healthy", "Healthy", "Tumor", "Tumor"],
         "official_split": "", "patient": "", "md5": ["1", "2", "3", "4"],
         "phash": [f"{base:016x}", f"{base ^ 0b11:016x}", f"{flipped:016x}", f"{0x1234:016x}"],
-        "phash_mirror": [f"{flipped:016x}", f"{flipped ^ 0b11:016x}", f"{base:016x}", f"{0x4321:016x}"]})
+        "phash_mirror": [f"{flipped:016x}", f"{flipped ^ 0b11:016x}", f"{base:016x}",
+                         f"{0x4321:016x}"]})
     near = get_spec("brain_tumor").near_duplicate_distance
     brain = _near_duplicate_clusters(index["phash"], index["phash_mirror"], near)
     assert brain[0] == brain[1] == brain[2] != brain[3]  # 2 bits apart, and a mirrored copy
-    chest = _near_duplicate_clusters(index["phash"], None, get_spec("chest_xray").near_duplicate_distance)
+    chest = _near_duplicate_clusters(index["phash"], None,
+                                     get_spec("chest_xray").near_duplicate_distance)
     assert len(set(chest)) == 4  # chest X-rays: exact perceptual matches only
