@@ -1,0 +1,125 @@
+"""The comparison of notebook 07: tables, verdicts, reference rows, LaTeX and findings, on
+run folders written by the training path's own results writer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import comparison, results
+from helpers.config import Layout
+from helpers.errors import UserError
+from test_results import write_run
+
+N_BOOT = 300
+
+
+def scores(y: np.ndarray, separation: float, rng: np.random.Generator) -> np.ndarray:
+    """Probabilities whose positives sit ``separation`` standard deviations above negatives."""
+    return 1 / (1 + np.exp(-(rng.normal(0, 1, len(y)) + separation * (y - 0.5))))
+
+
+def grid(tmp_path: Path, separations: dict[str, float], *, n: int = 1200, seeds=(1, 2),
+         split_protocol: str = "random") -> pd.DataFrame:
+    """A data set root with one run per scenario and seed, its scores as strong as given."""
+    layout = Layout.of("toy", tmp_path)
+    y = (np.arange(n) % 3 != 0).astype(int)  # two in three positive
+    for scenario, separation in separations.items():
+        for seed in seeds:
+            rng = np.random.default_rng(seed * 100 + len(scenario))
+            write_run(layout, f"pytorch-{scenario}-scratch-seed{seed}", y,
+                      scores(y, separation, rng), scenario=scenario, seed=seed,
+                      split_protocol=split_protocol)
+    write_run(layout, "sklearn-pixel_logreg-pixels32-seed42", y,
+              scores(y, 2.0, np.random.default_rng(7)), framework="sklearn",
+              scenario="pixel_logreg", split_protocol=split_protocol)
+    return results.read_runs(layout)
+
+
+def test_a_clearly_better_scenario_wins_and_a_copy_of_the_baseline_does_not(
+        tmp_path: Path) -> None:
+    runs = grid(tmp_path, {"baseline": 1.0, "wgan": 4.0, "ros": 1.0})
+    report = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT)
+    boot = report.tables["bootstrap"][0].set_index(["scenario", "metric"])
+    assert boot.loc[("wgan", "roc_auc"), "diff_low"] > 0.05  # far above the baseline
+    assert boot.loc[("ros", "roc_auc"), "diff_low"] < 0 < boot.loc[("ros", "roc_auc"), "diff_high"]
+    tests = report.tables["paired_tests"][0].set_index(["scenario", "seed"])
+    assert set(tests.index) == {(s, k) for s in ("wgan", "ros") for k in ("1", "2", "pooled")}
+    assert tests.loc[("wgan", "pooled"), "delong_p"] < 1e-6
+    assert (tests["delong_p_holm"] >= tests["delong_p"]).all()
+    verdicts = report.tables["hypotheses"][0].set_index("hypothesis")["verdict"]
+    assert verdicts["H1: wgan gains >= 3 points"] == "supported"
+    assert verdicts["H1: ros gains >= 3 points"] == "not supported"
+    assert verdicts["WGAN-GP (wgan) is the best scenario"] == "supported"
+    table = report.tables["thesis_table"][0]
+    assert list(table.index) == ["baseline", "wgan", "ros"]
+    assert table.loc["baseline", "accuracy gain (points)"] == "-"
+    assert re.fullmatch(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", table.loc["wgan", "accuracy"])
+    assert "Threshold rule: each run's Youden threshold" in report.tables["thesis_table"][1]
+
+
+def test_findings_are_generated_from_the_numbers(tmp_path: Path) -> None:
+    weak = comparison.compare_framework(grid(tmp_path / "a", {"baseline": 1.5, "wgan": 1.5}),
+                                        "pytorch", n_boot=N_BOOT)
+    strong = comparison.compare_framework(grid(tmp_path / "b", {"baseline": 1.5, "wgan": 4.0}),
+                                          "pytorch", n_boot=N_BOOT)
+    assert "No scenario beats the baseline on accuracy with 95% confidence." in weak.findings
+    assert "Scenarios above the baseline with 95% confidence: wgan." in strong.findings
+    assert weak.findings != strong.findings
+    boot = strong.tables["bootstrap"][0].set_index(["scenario", "metric"])
+    gain = boot.loc[("wgan", "accuracy"), "diff"] * 100
+    assert f"{gain:+.2f} points against the baseline" in strong.findings
+    assert "pixel logistic regression" in strong.findings
+
+
+def test_redundancy_of_focal_next_to_wgan(tmp_path: Path) -> None:
+    runs = grid(tmp_path, {"baseline": 1.0, "wgan": 3.0, "wgan_focal": 3.0})
+    verdicts = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT).tables["hypotheses"][0]
+    row = verdicts.set_index("hypothesis").loc[
+        "WGAN-GP + focal (wgan_focal) is redundant next to wgan"]
+    assert row["verdict"] in ("supported", "undecided")
+    assert row["verdict"] == ("supported" if row["ci_high"] < 1.0 else "undecided")
+
+
+def test_latex_tables_are_booktabs_with_escaped_names(tmp_path: Path) -> None:
+    runs = grid(tmp_path, {"baseline": 1.0, "wgan_focal": 2.0})
+    report = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT)
+    written = comparison.write_report(report, tmp_path / "out")
+    tex = (tmp_path / "out" / "pytorch_youden_thesis_table.tex").read_text()
+    lines = tex.splitlines()
+    rules = [line.strip() for line in lines if line.strip() in ("\\toprule", "\\midrule",
+                                                               "\\bottomrule")]
+    assert rules == ["\\toprule", "\\midrule", "\\bottomrule"]
+    assert "wgan\\_focal" in tex and "wgan_focal" not in tex.replace("wgan\\_focal", "")
+    assert "\\%" in tex  # "gain (%)" escaped
+    spec = re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1)
+    body = tex[tex.index("\\toprule"):tex.index("\\bottomrule")]
+    rows = [r for r in body.split("\\\\")[:-1]]
+    assert all(r.count("&") == len(spec) - 1 for r in rows)  # every row fills every column
+    assert tex.count("\\begin{") == tex.count("\\end{")
+    assert {p.suffix for p in written} == {".csv", ".md", ".tex", ".png"}
+    assert (tmp_path / "out" / "pytorch_youden_roc.pdf").is_file()
+
+
+def test_reference_rows_name_their_source_and_the_literature_only_on_the_official_test(
+        tmp_path: Path) -> None:
+    random_refs = comparison.reference_rows(grid(tmp_path / "r", {"baseline": 1.0}))
+    official = comparison.reference_rows(grid(tmp_path / "o", {"baseline": 1.0},
+                                              split_protocol="official"))
+    assert random_refs["source"].str.contains("pixel_logreg on 32x32 pixels, this split").any()
+    assert random_refs["source"].str.contains("thesis .* not comparable").any()
+    assert not random_refs["source"].str.contains("Kermany").any()
+    assert official["source"].str.contains("Kermany et al. 2018").any()
+
+
+def test_plan_and_missing_baseline_say_what_to_do(tmp_path: Path) -> None:
+    runs = grid(tmp_path, {"baseline": 1.0, "ros": 1.0})
+    assert comparison.plan(runs) == [("pytorch", "threshold_youden"), ("pytorch", "threshold_0.5")]
+    with pytest.raises(UserError, match="THRESHOLDS"):
+        comparison.plan(runs, thresholds="median")
+    with pytest.raises(UserError, match="No finished keras baseline run: run notebook 03"):
+        comparison.load_comparison(runs, "keras")
