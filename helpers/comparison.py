@@ -361,7 +361,7 @@ def _bars(boot: pd.DataFrame) -> pd.DataFrame:
 def _figures(runs: pd.DataFrame, comp: Comparison, boot: pd.DataFrame,
              labels: Sequence[str]) -> dict[str, Figure]:
     """ROC overlay, metric bars with CIs, confusion grid, per-seed dots, training curves."""
-    prefix = "t05" if comp.threshold == "threshold_0.5" else "youden"
+    prefix = results.PREFIXES[comp.threshold]
     rows = results.select(runs, framework=comp.framework, scenarios=list(comp.groups))
     cells = [f"{prefix}_{c}" for c in ("tn", "fp", "fn", "tp")]
     counts = {s: r[cells].mean().to_numpy().reshape(2, 2) for s, r in
@@ -421,7 +421,7 @@ def write_report(report: Report, folder: Path) -> list[Path]:
     """Tables (CSV, Markdown, LaTeX) and figures (PNG, PDF) of one framework and threshold
     rule under ``folder`` (``results/<dataset>/comparison/``), named ``<framework>_<rule>_*``."""
     comp = report.comparison
-    name = f"{comp.framework}_{'t05' if comp.threshold == 'threshold_0.5' else 'youden'}"
+    name = f"{comp.framework}_{results.PREFIXES[comp.threshold]}"
     written = write_tables(folder, {f"{name}_{k}": v for k, v in report.tables.items()})
     return written + [plots.save_figure(fig, folder / f"{name}_{k}.png", pdf=True)
                       for k, fig in report.figures.items()]

@@ -189,7 +189,7 @@ def _require(df: pd.DataFrame, columns: Sequence[str], name: str) -> None:
         raise UserError(f"The {name} DataFrame lacks column(s) {missing}: it needs {list(columns)}.")
 
 
-def _class_names(config: Mapping[str, Any]) -> tuple[str, ...]:
+def class_names(config: Mapping[str, Any]) -> tuple[str, ...]:
     """Class names by label_id from config["classes"] ({label: id}, as in the split config)."""
     classes = config.get("classes")
     if isinstance(classes, Mapping) and sorted(classes.values()) == [0, 1]:
@@ -233,7 +233,7 @@ def save_run_results(run_dir: str | Path, *, test: pd.DataFrame, val: pd.DataFra
     _require(val, ("path", "label_id", "probability"), "val")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    names = _class_names(config)
+    names = class_names(config)
     y, p = _as_arrays(test["label_id"], test["probability"])
     t, note = _youden(*_as_arrays(val["label_id"], val["probability"]))
     metrics: dict[str, Any] = {"threshold_0.5": evaluate(y, p, 0.5, names),

@@ -19,12 +19,14 @@ import pandas as pd
 
 from .config import Layout
 from .errors import UserError
+from . import evaluation
 from .evaluation import SCALAR_METRICS, THRESHOLDS
 
 KEYS = ["run", "kind", "framework", "scenario", "protocol", "seed", "split_protocol",
         "training_data", "loss"]
 KINDS = ("classifier", "reference", "gan")  # a model of 03/04/06, the pixel reference, the GAN
 GAN_MEASURES = ("frechet_distance", "kid_mean", "precision", "recall", "two_sample_auc")
+PREFIXES = {"threshold_0.5": "t05", "threshold_youden": "youden"}  # column prefix per threshold
 
 
 def _kind(config: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -51,7 +53,7 @@ def _row(run_dir: Path) -> dict[str, Any] | None:
         row.update({f"{m}_real": measured.get("real_halves", {}).get(m) for m in GAN_MEASURES})
         return row
     row["youden_threshold"] = metrics["youden_threshold"]
-    for key, prefix in (("threshold_0.5", "t05"), ("threshold_youden", "youden")):
+    for key, prefix in PREFIXES.items():
         row.update({f"{prefix}_{m}": metrics[key][m] for m in SCALAR_METRICS})
         row.update({f"{prefix}_{c}": metrics[key]["confusion_matrix"][c]
                     for c in ("tn", "fp", "fn", "tp")})
@@ -77,8 +79,7 @@ def metric_columns(threshold: str) -> dict[str, str]:
     """{column of ``read_runs``: metric} at one threshold key of ``evaluation.THRESHOLDS``."""
     if threshold not in THRESHOLDS:
         raise UserError(f"threshold must be one of {list(THRESHOLDS)} (got {threshold!r}).")
-    prefix = "t05" if threshold == "threshold_0.5" else "youden"
-    return {f"{prefix}_{m}": m for m in SCALAR_METRICS}
+    return {f"{PREFIXES[threshold]}_{m}": m for m in SCALAR_METRICS}
 
 
 def read_predictions(run_dir: str | Path, split: str = "test") -> pd.DataFrame:
@@ -138,8 +139,6 @@ def histories(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
 def class_names(runs: pd.DataFrame) -> list[str]:
     """The class names by label_id (negative first), from the first classifier's config."""
     rows = runs[runs["kind"] != "gan"]
-    if rows.empty:
-        return ["negative", "positive"]
-    config = json.loads((Path(rows["results_dir"].iloc[0]) / "config.json").read_text())
-    classes = config.get("classes", {"negative": 0, "positive": 1})
-    return sorted(classes, key=classes.get)
+    config = ({} if rows.empty else
+              json.loads((Path(rows["results_dir"].iloc[0]) / "config.json").read_text()))
+    return list(evaluation.class_names(config))
