@@ -110,6 +110,25 @@ def test_scenario_notebook_runs_the_smoke_grid_in_both_frameworks(data_phase: La
     assert len(list((grid / "logs").glob("*.log"))) >= len(names) - 2  # 03/04's baselines skipped
 
 
+def test_comparison_notebook_reads_the_grid_and_writes_tables_figures_findings(
+        data_phase: Layout, tiny_chest: Path) -> None:
+    # 05 and 06 are read back (finished runs are skipped) when the grid test ran before
+    assert run(data_phase.root, tiny_chest, "05,06,07", "-p", "INCEPTION=false",
+               "-p", "FRAMEWORKS=keras,pytorch", "-p", "N_BOOT=200") == 0
+    out = data_phase.reports("comparison")
+    findings = (out / "findings.md").read_text()
+    for fw in ("keras", "pytorch"):
+        assert f"# Findings: {fw}, each run's Youden threshold" in findings
+        assert f"# Findings: {fw}, threshold 0.5" in findings
+        for rule in ("youden", "t05"):
+            table = pd.read_csv(out / f"{fw}_{rule}_thesis_table.csv", index_col=0)
+            assert list(table.index) == list(SCENARIOS), (fw, rule)
+            assert "\\toprule" in (out / f"{fw}_{rule}_hypotheses.tex").read_text()
+            assert (out / f"{fw}_{rule}_roc.pdf").is_file()
+    executed = (data_phase.executed_dir / "07_comparison_tables.ipynb").read_text()
+    assert "supported" in executed and "Traceback" not in executed
+
+
 def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(tmp_path, tmp_path / "does-not-exist", "01") == 1
     err = capsys.readouterr().err
