@@ -1,8 +1,9 @@
-"""Run the test suite as three pytest processes and print one closing line.
+"""Run the test suite as four pytest processes and print one closing line.
 
 TensorFlow and torch must not share a process (TensorFlow >= 2.20 loaded before Triton,
 which the CUDA build of torch pulls in, crashes it: tensorflow issue 124205), so the Keras
-tests, the torch tests and everything else each get a process of their own.
+tests, the torch tests, the app's tests (the page loads a run's framework in its own
+process) and everything else each get a process of their own.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 SUITES = {
-    "core": ["--ignore-glob=*test_keras_*", "--ignore-glob=*test_torch_*"],
+    "core": ["--ignore-glob=*test_keras_*", "--ignore-glob=*test_torch_*",
+             "--ignore-glob=*test_app*"],
     "keras": sorted(str(p) for p in TESTS.glob("test_keras_*.py")),
     "torch": sorted(str(p) for p in TESTS.glob("test_torch_*.py")),
+    "app": sorted(str(p) for p in TESTS.glob("test_app*.py")),
 }
 NO_TESTS = 5  # pytest's exit code when a suite collects nothing
 
