@@ -24,12 +24,16 @@ from types import ModuleType
 from typing import Any
 
 import cv2
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import plots, results
+from .config import Layout
 from .data import REGISTRY, UnreadableImageError, decode_image
 from .errors import UserError
 from .preprocessing import preprocess
+from .scenarios import SCENARIOS
 
 MODULES = {"pytorch": "helpers.torch_gradcam", "keras": "helpers.keras_gradcam"}
 FRAMEWORK_PACKAGES = {"pytorch": "torch", "keras": "tensorflow"}
@@ -37,6 +41,9 @@ MAX_UPLOAD_MB = 20
 LUNG_ELLIPSE = (0.5, 0.5, 0.40, 0.36)  # centre row, centre column, half-height, half-width
 CASES = ("TP", "FP", "FN")
 CASE_NAMES = {"TP": "true positive", "FP": "false positive", "FN": "false negative"}
+# Notebook 07 per profile: images shown per case, test images each run's region score averages
+SERIES = {"smoke": {"per_case": 1, "n_images": 8}, "demo": {"per_case": 2, "n_images": 47},
+          "cpu": {"per_case": 2, "n_images": 100}, "full": {"per_case": 3, "n_images": 300}}
 CARD_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "roc_auc")
 
 
@@ -254,8 +261,6 @@ def plot_gradcam_grid(images: np.ndarray, rows: Sequence[str],
                       ) -> Any:
     """One row per image (its label in ``rows``), the image then one overlay per column of
     ``maps`` ({column: (maps, probabilities)}), each titled with its probability."""
-    import matplotlib.pyplot as plt
-
     columns = list(maps)
     fig, axes = plt.subplots(len(images), 1 + len(columns), squeeze=False,
                              figsize=(1.6 * (1 + len(columns)), 1.75 * len(images)))
@@ -275,3 +280,64 @@ def plot_gradcam_grid(images: np.ndarray, rows: Sequence[str],
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def cached_images(layout: Layout, paths: Sequence[str], size: int) -> np.ndarray:
+    """The preprocessed (cached) images of ``paths`` at ``size`` px, stacked."""
+    images = [cv2.imread(str(layout.cache_path(p, size)), cv2.IMREAD_GRAYSCALE) for p in paths]
+    missing = [p for p, image in zip(paths, images) if image is None]
+    if missing:
+        raise UserError(f"{len(missing)} test images are not in the {size} px cache (e.g. "
+                        f"{missing[0]}): run notebook 02 with this ROOT first.")
+    return np.stack(images)
+
+
+def _region_table(chosen: pd.DataFrame, scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Per scenario: mean and sd over seeds of the runs' mean region score, and the share of
+    empty maps."""
+    per_run = chosen.assign(region_score=[float(np.nanmean(scores[d])) if np.isfinite(
+        scores[d]).any() else np.nan for d in chosen["results_dir"]],
+        empty=[float(np.isnan(scores[d]).mean()) for d in chosen["results_dir"]])
+    table = per_run.groupby("scenario", sort=False).agg(
+        seeds=("seed", "size"), region_score_mean=("region_score", "mean"),
+        region_score_sd=("region_score", "std"), empty_maps=("empty", "mean"))
+    return table.assign(images=len(next(iter(scores.values()))))
+
+
+def compare_scenarios(layout: Layout, runs: pd.DataFrame, framework: str, *,
+                      profile: str = "cpu", seed: int = 42) -> tuple[Any, pd.DataFrame]:
+    """Grad-CAM across the scenarios of one framework (notebook 07).
+
+    The images: true positives, false positives and false negatives of the baseline (its
+    first seed, at its validation threshold), shown under each scenario's first seed; and
+    ``SERIES[profile]["n_images"]`` random test images on which every run's region score
+    is averaged. Writes ``gradcam_<framework>.png``/``.pdf`` and the region table
+    (``gradcam_regions_<framework>.csv``/``.md``) to the comparison folder; returns both.
+    """
+    chosen = results.select(runs, framework=framework, scenarios=list(SCENARIOS))
+    if chosen.empty:
+        raise UserError(f"No finished {framework} classifier run: run notebook 06 first.")
+    first = chosen.drop_duplicates("scenario")
+    reference = first.iloc[0]  # the baseline when there is one (scenario order)
+    run = load_run(reference["results_dir"])
+    predictions = results.read_predictions(reference["results_dir"])
+    cases = pick_cases(predictions, run.threshold, SERIES[profile]["per_case"], seed)
+    sample = predictions.sample(min(SERIES[profile]["n_images"], len(predictions)),
+                                random_state=seed)
+    images = cached_images(layout, list(cases["path"]) + list(sample["path"]), run.image_size)
+    computed = maps_in_subprocess(framework, list(chosen["results_dir"]), images)
+    shown, scored = images[:len(cases)], images[len(cases):]
+    scores = {d: region_scores(maps[len(cases):], scored, run.crop)
+              for d, (maps, _) in computed.items()}
+    rows = [f"{c}: {CASE_NAMES[c]}" for c in cases["case"]]
+    grid = {row.scenario: tuple(a[:len(cases)] for a in computed[row.results_dir])
+            for row in first.itertuples()}
+    figure = plot_gradcam_grid(shown, rows, grid, f"Grad-CAM ({framework}, first seed of each "
+                               f"scenario; cases of {reference['run']})")
+    table = _region_table(chosen, scores)
+    out = layout.reports("comparison")
+    plots.save_figure(figure, out / f"gradcam_{framework}.png", pdf=True)
+    table.to_csv(out / f"gradcam_regions_{framework}.csv")
+    (out / f"gradcam_regions_{framework}.md").write_text(table.round(3).to_markdown() + "\n")
+    print(f"Wrote gradcam_{framework}.png/.pdf and gradcam_regions_{framework}.csv/.md to {out}")
+    return figure, table
