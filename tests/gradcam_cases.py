@@ -3,6 +3,9 @@ bright square, and the weights of a one-filter model that detects it (no framewo
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 SIZE = 32
@@ -22,3 +25,21 @@ def square_model_weights() -> tuple[np.ndarray, float, float]:
     """A 3x3 mean filter, a bias that silences anything darker than 150, and a positive
     dense weight: the logit is the bright area."""
     return np.full((3, 3), 1 / 9, np.float32), -150.0, 0.01
+
+
+def write_run_folder(root: Path, framework: str, checkpoint_name: str) -> tuple[Path, Path]:
+    """A classifier run folder (config.json, metrics.json) of a 32 px chest run under
+    ``root``; returns (results folder, where its weights file goes)."""
+    name = f"{framework}-baseline-scratch-seed42"
+    run_dir = root / "results" / "chest_xray" / "runs" / name
+    checkpoint = root / "checkpoints" / "chest_xray" / "runs" / name / checkpoint_name
+    run_dir.mkdir(parents=True)
+    checkpoint.parent.mkdir(parents=True)
+    config = {"framework": framework, "dataset": "chest_xray", "scenario": "baseline",
+              "seed": 42, "profile": {"image_size": SIZE}, "checkpoint": str(checkpoint),
+              "classes": {"NORMAL": 0, "PNEUMONIA": 1}, "positive_class": "PNEUMONIA"}
+    at = {"n": 2, "accuracy": 0.5}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "metrics.json").write_text(json.dumps(
+        {"threshold_0.5": at, "threshold_youden": at, "youden_threshold": 0.5}))
+    return run_dir, checkpoint

@@ -4,13 +4,15 @@ on that square."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
-from gradcam_cases import SIZE, SQUARES, square_images, square_model_weights
+from gradcam_cases import SIZE, SQUARES, square_images, square_model_weights, write_run_folder
 
 from helpers import gradcam
-from helpers.keras_gradcam import gradcam_maps, probabilities
+from helpers.keras_gradcam import gradcam_maps, maps_and_probabilities, probabilities
 from helpers.keras_models import build_model
 
 
@@ -55,3 +57,18 @@ def test_a_model_without_convolutions_is_refused() -> None:
     model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)))
     with pytest.raises(ValueError, match="no Conv2D"):
         gradcam_maps(model, np.zeros((1, 4, 4)))
+
+
+def test_a_run_folder_gives_the_maps_of_its_weights_here_and_in_a_subprocess(
+        tmp_path: Path) -> None:
+    keras.utils.set_random_seed(1)
+    model = build_model(SIZE, "none")
+    run_dir, checkpoint = write_run_folder(tmp_path, "keras", "best.weights.h5")
+    model.save_weights(checkpoint)
+    images = square_images()
+    maps, probs = maps_and_probabilities(run_dir, images)
+    np.testing.assert_allclose(maps, gradcam_maps(model, images), atol=1e-4)
+    np.testing.assert_allclose(probs, probabilities(model, images), atol=1e-5)
+    served = gradcam.maps_in_subprocess("keras", [run_dir], images)[str(run_dir)]
+    np.testing.assert_allclose(served[0], maps, atol=1e-4)
+    np.testing.assert_allclose(served[1], probs, atol=1e-5)

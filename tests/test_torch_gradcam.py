@@ -3,14 +3,17 @@ whose only evidence is a bright square, a map that peaks on that square."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from gradcam_cases import SQUARES, square_images, square_model_weights
+from gradcam_cases import SIZE, SQUARES, square_images, square_model_weights, write_run_folder
 from torch import nn
 
 from helpers import gradcam
-from helpers.torch_gradcam import gradcam_maps, probabilities
+from helpers.torch_checkpoints import save_checkpoint
+from helpers.torch_gradcam import gradcam_maps, maps_and_probabilities, probabilities
 from helpers.torch_models import build_model
 
 
@@ -53,3 +56,14 @@ def test_maps_of_the_thesis_model_have_the_images_shape_and_lie_in_0_1() -> None
 def test_a_model_without_convolutions_is_refused() -> None:
     with pytest.raises(ValueError, match="no Conv2d"):
         gradcam_maps(nn.Sequential(nn.Flatten(), nn.Linear(16, 1)), np.zeros((1, 4, 4)))
+
+
+def test_a_run_folder_gives_the_maps_of_its_weights(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = build_model(SIZE, "none").eval()
+    run_dir, checkpoint = write_run_folder(tmp_path, "pytorch", "best.pt")
+    save_checkpoint({"model": model.state_dict(), "epoch": 1}, checkpoint)
+    images = square_images()
+    maps, probs = maps_and_probabilities(run_dir, images)
+    np.testing.assert_allclose(maps, gradcam_maps(model, images), atol=1e-4)
+    np.testing.assert_allclose(probs, probabilities(model, images), atol=1e-6)
