@@ -292,16 +292,18 @@ def cached_images(layout: Layout, paths: Sequence[str], size: int) -> np.ndarray
     return np.stack(images)
 
 
-def _region_table(chosen: pd.DataFrame, scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Per scenario: mean and sd over seeds of the runs' mean region score, and the share of
-    empty maps."""
+def _region_table(chosen: pd.DataFrame, scores: Mapping[str, np.ndarray], area: float
+                  ) -> pd.DataFrame:
+    """Per scenario: mean and sd over seeds of the runs' mean region score, the share of
+    empty maps (no evidence for the positive class), and the region's share of the image
+    (``area``: the score of a map that says nothing about where)."""
     per_run = chosen.assign(region_score=[float(np.nanmean(scores[d])) if np.isfinite(
         scores[d]).any() else np.nan for d in chosen["results_dir"]],
         empty=[float(np.isnan(scores[d]).mean()) for d in chosen["results_dir"]])
     table = per_run.groupby("scenario", sort=False).agg(
         seeds=("seed", "size"), region_score_mean=("region_score", "mean"),
         region_score_sd=("region_score", "std"), empty_maps=("empty", "mean"))
-    return table.assign(images=len(next(iter(scores.values()))))
+    return table.assign(region_area=area, images=len(next(iter(scores.values()))))
 
 
 def compare_scenarios(layout: Layout, runs: pd.DataFrame, framework: str, *,
@@ -311,7 +313,8 @@ def compare_scenarios(layout: Layout, runs: pd.DataFrame, framework: str, *,
     The images: true positives, false positives and false negatives of the baseline (its
     first seed, at its validation threshold), shown under each scenario's first seed; and
     ``SERIES[profile]["n_images"]`` random test images on which every run's region score
-    is averaged. Writes ``gradcam_<framework>.png``/``.pdf`` and the region table
+    is averaged, beside the region's share of the image (a score equal to it says nothing:
+    a map as coarse as 2 x 2, layer4 at 64 px, always scores it by symmetry). Writes ``gradcam_<framework>.png``/``.pdf`` and the region table
     (``gradcam_regions_<framework>.csv``/``.md``) to the comparison folder; returns both.
     """
     chosen = results.select(runs, framework=framework, scenarios=list(SCENARIOS))
@@ -334,7 +337,8 @@ def compare_scenarios(layout: Layout, runs: pd.DataFrame, framework: str, *,
             for row in first.itertuples()}
     figure = plot_gradcam_grid(shown, rows, grid, f"Grad-CAM ({framework}, first seed of each "
                                f"scenario; cases of {reference['run']})")
-    table = _region_table(chosen, scores)
+    area = float(np.mean([region_mask(image, run.crop).mean() for image in scored]))
+    table = _region_table(chosen, scores, area)
     out = layout.reports("comparison")
     plots.save_figure(figure, out / f"gradcam_{framework}.png", pdf=True)
     table.to_csv(out / f"gradcam_regions_{framework}.csv")

@@ -198,6 +198,7 @@ def test_notebook_07s_section_writes_the_grid_and_the_region_table(toy_compariso
     figure, table = gradcam.compare_scenarios(toy_comparison, runs, "pytorch", profile="smoke")
     assert list(table.index) == ["baseline", "ros"]
     assert table["seeds"].tolist() == [1, 1] and table["images"].tolist() == [8, 8]
+    assert table["region_area"].tolist() == [gradcam.lung_region((32, 32)).mean()] * 2
     # the same weights under two names: the same maps, so the same score
     same = table["region_score_mean"].fillna(-1)
     assert same.iloc[0] == same.iloc[1]
