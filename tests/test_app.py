@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from conftest import write_toy_run
 from helpers.config import SAMPLE_DIR
 
 APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
@@ -114,3 +116,24 @@ def test_good_and_bad_uploads_then_the_table_to_download(toy_run_root: Path,
     recorded = pd.read_csv(next(toy_run_root.glob("results/*/runs/*/predictions.csv")))
     assert float(good["probability"].iloc[0]) == pytest.approx(
         recorded.loc[recorded["path"].str.endswith(SAMPLE.name), "probability"].item(), abs=1e-4)
+
+
+def test_a_run_of_the_other_framework_is_computed_in_a_process_of_its_own(
+        toy_run_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(toy_run_root, tmp_path, dirs_exist_ok=True)
+    write_toy_run(tmp_path, "keras")
+    at = page(tmp_path, monkeypatch)
+    assert at.sidebar.selectbox(key="run").options == [
+        "chest_xray / keras-baseline-scratch-seed42",
+        "chest_xray / pytorch-baseline-scratch-seed42"]
+    upload = ("xray.jpeg", SAMPLE.read_bytes(), "image/jpeg")
+    at.sidebar.selectbox(key="run").select(1).run()
+    at.file_uploader(key="uploads").set_value([upload]).run()  # torch, in this process
+    assert "torch" in sys.modules and not at.exception
+    at.sidebar.selectbox(key="run").select(0).run()  # keras: in a worker process
+    assert not at.exception and "tensorflow" not in sys.modules
+    keras_run = tmp_path / "results" / "chest_xray" / "runs" / "keras-baseline-scratch-seed42"
+    recorded = pd.read_csv(keras_run / "predictions.csv")
+    expected = recorded.loc[recorded["path"].str.endswith(SAMPLE.name), "probability"].item()
+    shown = [float(m.value) for m in at.metric if m.label.startswith("Probability")]
+    assert shown == [pytest.approx(expected, abs=1e-3)]
