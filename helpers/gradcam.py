@@ -314,14 +314,17 @@ def compare_scenarios(layout: Layout, runs: pd.DataFrame, framework: str, *,
     first seed, at its validation threshold), shown under each scenario's first seed; and
     ``SERIES[profile]["n_images"]`` random test images on which every run's region score
     is averaged, beside the region's share of the image (a score equal to it says nothing:
-    a map as coarse as 2 x 2, layer4 at 64 px, always scores it by symmetry). Writes ``gradcam_<framework>.png``/``.pdf`` and the region table
+    a map as coarse as 2 x 2, layer4 at 64 px, always scores it by symmetry). Runs at
+    another image size than the baseline's are left out. Writes
+    ``gradcam_<framework>.png``/``.pdf`` and the region table
     (``gradcam_regions_<framework>.csv``/``.md``) to the comparison folder; returns both.
     """
     chosen = results.select(runs, framework=framework, scenarios=list(SCENARIOS))
     if chosen.empty:
         raise UserError(f"No finished {framework} classifier run: run notebook 06 first.")
+    reference = chosen.iloc[0]  # the baseline when there is one (scenario order)
+    chosen = chosen[chosen["image_size"] == reference["image_size"]]
     first = chosen.drop_duplicates("scenario")
-    reference = first.iloc[0]  # the baseline when there is one (scenario order)
     run = load_run(reference["results_dir"])
     predictions = results.read_predictions(reference["results_dir"])
     cases = pick_cases(predictions, run.threshold, SERIES[profile]["per_case"], seed)
