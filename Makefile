@@ -9,7 +9,7 @@ DATASET ?= chest_xray
 DATA_DIR ?=
 NOTEBOOKS ?=
 
-.PHONY: install demo run test benchmarks clean-outputs
+.PHONY: install demo run test app browser benchmarks clean-outputs
 
 install: $(VENV)/.installed
 
@@ -32,8 +32,24 @@ run: install
 	$(BIN)/python -m helpers.run --dataset $(DATASET) --data-dir "$(DATA_DIR)" --profile $(PROFILE) \
 		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) -p WEIGHTS=$(WEIGHTS)
 
-test: install
+test: install browser
 	$(BIN)/python tests/run_suites.py
+
+# The Streamlit page on http://localhost:8501: the trained runs under ROOT (default: the
+# repository), a model card, uploads, probability, label and Grad-CAM.
+ROOT ?=
+app: install
+	APP_ROOT="$(ROOT)" $(BIN)/python -m streamlit run app/streamlit_app.py \
+		--server.headless true --browser.gatherUsageStats false
+
+# Debian's headless Chromium and its driver for the browser test (tests/test_app_browser.py),
+# installed with apt-get where it may; without them that test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium chromium-driver >/dev/null; } \
+		|| echo "chromium and chromium-driver not installed (needs root and apt-get): the browser test will be skipped"
 
 # Preprocessing throughput and the torch input pipeline / training step (bundled sample
 # unless DATA_DIR names a data set folder).

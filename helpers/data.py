@@ -326,6 +326,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return _decode(Path(path).read_bytes())[0]
 
 
+def decode_image(data: bytes) -> np.ndarray:
+    """The bytes of an image file as 8-bit grayscale, as ``read_image`` reads a file."""
+    return _decode(data)[0]
+
+
 def _decode(data: bytes) -> tuple[np.ndarray, str, str, tuple[int, int]]:
     """Decode bytes: (grayscale array, format, original mode, (width, height))."""
     if not data:

@@ -8,6 +8,7 @@ either framework.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -79,3 +80,21 @@ def fresh_layout(prepared_layout: Layout, tmp_path: Path) -> Layout:
         target.write_bytes(path.read_bytes())
     (copy.root / "data" / "processed").symlink_to(prepared_layout.root / "data" / "processed")
     return copy
+
+
+def write_toy_run(root: Path, framework: str) -> Path:
+    """A run of ``framework`` in the run format under ``root`` (``tests/toy_run.py``), written
+    by a process of its own so that this one imports no framework; returns ``root``."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("toy_run.py")
+    subprocess.run([sys.executable, str(script), str(root), framework], check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(script.parent.parent)})
+    return root
+
+
+@pytest.fixture(scope="session")
+def toy_run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root holding one PyTorch run in the run format."""
+    return write_toy_run(tmp_path_factory.mktemp("toy_run"), "pytorch")

@@ -1,8 +1,9 @@
-"""Run the test suite as three pytest processes and print one closing line.
+"""Run the test suite as four pytest processes and print one closing line.
 
 TensorFlow and torch must not share a process (TensorFlow >= 2.20 loaded before Triton,
 which the CUDA build of torch pulls in, crashes it: tensorflow issue 124205), so the Keras
-tests, the torch tests and everything else each get a process of their own.
+tests, the torch tests, the app's tests (the page loads a run's framework in its own
+process) and everything else each get a process of their own.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 SUITES = {
-    "core": ["--ignore-glob=*test_keras_*", "--ignore-glob=*test_torch_*"],
+    "core": ["--ignore-glob=*test_keras_*", "--ignore-glob=*test_torch_*",
+             "--ignore-glob=*test_app*"],
     "keras": sorted(str(p) for p in TESTS.glob("test_keras_*.py")),
     "torch": sorted(str(p) for p in TESTS.glob("test_torch_*.py")),
+    "app": sorted(str(p) for p in TESTS.glob("test_app*.py")),
 }
 NO_TESTS = 5  # pytest's exit code when a suite collects nothing
 
@@ -26,7 +29,8 @@ def run_suite(name: str, args: list[str]) -> tuple[int, dict[str, int]]:
     if name != "core" and not args:
         return 0, {}
     print(f"\n=== {name} tests ===", flush=True)
-    cmd = [sys.executable, "-m", "pytest", str(TESTS) if name == "core" else "", *args, *sys.argv[1:]]
+    cmd = [sys.executable, "-m", "pytest", "-rs", str(TESTS) if name == "core" else "", *args,
+           *sys.argv[1:]]  # -rs: every skip says why
     proc = subprocess.run([c for c in cmd if c], stdout=subprocess.PIPE, text=True)
     print(proc.stdout, end="", flush=True)
     lines = [ln for ln in proc.stdout.splitlines() if re.search(r"\d+ (passed|failed|error)", ln)]

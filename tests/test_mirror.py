@@ -16,6 +16,7 @@ MIRRORED = {
     "data": ("load_datasets",),
     "models": ("build_model", "configure_phase", "set_seeds", "pick_device", "describe_device"),
     "training": ("train", "predict_split", "run_training"),  # both return protocols.TrainResult
+    "gradcam": ("load_model", "gradcam_maps", "probabilities", "maps_and_probabilities"),
 }
 
 

@@ -135,3 +135,19 @@ def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.Cap
     errors = [line for line in err.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and errors[0].startswith("Error: 01_download_data: ")
     assert "Traceback" not in err
+
+
+def test_comparison_notebook_shows_where_each_scenario_looks(data_phase: Layout,
+                                                              tiny_chest: Path) -> None:
+    # 05 and 06 are read back (finished runs are skipped) when the grid test ran before
+    assert run(data_phase.root, tiny_chest, "05,06,07", "-p", "INCEPTION=false",
+               "-p", "FRAMEWORKS=keras,pytorch", "-p", "N_BOOT=200") == 0
+    out = data_phase.reports("comparison")
+    for fw in ("keras", "pytorch"):
+        assert (out / f"gradcam_{fw}.png").is_file() and (out / f"gradcam_{fw}.pdf").is_file()
+        table = pd.read_csv(out / f"gradcam_regions_{fw}.csv", index_col=0)
+        assert list(table.index) == list(SCENARIOS), fw
+        assert table["region_score_mean"].dropna().between(0, 1).all(), fw
+        assert "region_score_mean" in (out / f"gradcam_regions_{fw}.md").read_text()
+    executed = (data_phase.executed_dir / "07_comparison_tables.ipynb").read_text()
+    assert "Grad-CAM region score per scenario" in executed and "Traceback" not in executed

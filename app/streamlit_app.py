@@ -1,0 +1,10 @@
+"""``make app`` (``streamlit run app/streamlit_app.py``): the page lives in helpers.app."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's helpers
+
+from helpers.app import main  # noqa: E402
+
+main()

@@ -1,0 +1,69 @@
+"""Grad-CAM of the PyTorch side: shape and range on the thesis model, and on a toy model
+whose only evidence is a bright square, a map that peaks on that square."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gradcam_cases import SIZE, SQUARES, square_images, square_model_weights, write_run_folder
+from torch import nn
+
+from helpers import gradcam
+from helpers.torch_checkpoints import save_checkpoint
+from helpers.torch_gradcam import gradcam_maps, maps_and_probabilities, probabilities
+from helpers.torch_models import build_model
+
+
+def toy_model() -> nn.Module:
+    """Conv (the toy's evidence detector: mean brightness above 150) -> ReLU -> GAP ->
+    Linear: the logit grows with the bright area."""
+    kernel, bias, dense = square_model_weights()
+    conv = nn.Conv2d(1, 1, 3, stride=2, padding=1)
+    linear = nn.Linear(1, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(kernel)[None, None])
+        conv.bias.fill_(bias)
+        linear.weight.fill_(dense)
+        linear.bias.zero_()
+    return nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear).eval()
+
+
+def test_the_map_peaks_on_the_square_that_is_the_evidence() -> None:
+    images = square_images()
+    maps = gradcam_maps(toy_model(), images)
+    for cam, (top, left, side) in zip(maps, SQUARES):
+        inside = np.zeros(cam.shape, bool)
+        inside[top:top + side, left:left + side] = True
+        row, col = np.unravel_index(cam.argmax(), cam.shape)
+        assert top - 1 <= row <= top + side and left - 1 <= col <= left + side
+        assert gradcam.region_score(cam, inside) > 0.8
+
+
+def test_maps_of_the_thesis_model_have_the_images_shape_and_lie_in_0_1() -> None:
+    torch.manual_seed(0)
+    model = build_model(32, "none").eval()
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32)).astype(np.uint8)
+    maps = gradcam_maps(model, images)
+    assert maps.shape == (3, 32, 32) and maps.dtype == np.float32
+    assert maps.min() >= 0 and maps.max() <= 1
+    probs = probabilities(model, images)
+    assert probs.shape == (3,) and ((probs > 0) & (probs < 1)).all()
+
+
+def test_a_model_without_convolutions_is_refused() -> None:
+    with pytest.raises(ValueError, match="no Conv2d"):
+        gradcam_maps(nn.Sequential(nn.Flatten(), nn.Linear(16, 1)), np.zeros((1, 4, 4)))
+
+
+def test_a_run_folder_gives_the_maps_of_its_weights(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = build_model(SIZE, "none").eval()
+    run_dir, checkpoint = write_run_folder(tmp_path, "pytorch", "best.pt")
+    save_checkpoint({"model": model.state_dict(), "epoch": 1}, checkpoint)
+    images = square_images()
+    maps, probs = maps_and_probabilities(run_dir, images)
+    np.testing.assert_allclose(maps, gradcam_maps(model, images), atol=1e-4)
+    np.testing.assert_allclose(probs, probabilities(model, images), atol=1e-6)
