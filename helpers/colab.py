@@ -27,6 +27,7 @@ DRIVE_FOLDER = "imbalance-med"  # the folder in "My Drive" that ROOT points at o
 DRIVE_MOUNT = Path("/content/drive")
 # Colab's preinstalled frameworks: never reinstalled, and pinned while the rest installs
 PREINSTALLED = ("torch", "torchvision", "tensorflow", "keras")
+NOT_ON_COLAB = PREINSTALLED + ("jupyterlab",)  # Colab is the notebook interface itself
 INSTALLED_MARKER = "colab-installed"  # in the clone's .git folder: the installed requirements' hash
 
 
@@ -69,13 +70,13 @@ def update_project(project: Path, repository: str, branch: str) -> str:
             "Runtime > Restart session loads the new code")
 
 
-def requirements_without_frameworks(project: Path) -> list[str]:
-    """The project's requirements, less the frameworks Colab preinstalls."""
+def requirements_for_colab(project: Path) -> list[str]:
+    """The project's requirements, less the frameworks Colab preinstalls and JupyterLab."""
     lines = (project / "requirements.txt").read_text().splitlines()
     kept = []
     for line in lines:
         name = re.split(r"[\s<>=!~\[;]", line.strip(), maxsplit=1)[0].lower()
-        if name and not name.startswith("#") and name not in PREINSTALLED:
+        if name and not name.startswith("#") and name not in NOT_ON_COLAB:
             kept.append(line.strip())
     return kept
 
@@ -112,7 +113,7 @@ def install_project(project: Path) -> str:
         return "packages installed already"
     constraints = project / ".git" / "colab-constraints.txt"
     constraints.write_text("\n".join(pinned_frameworks()) + "\n")
-    _pip("install", "-q", *requirements_without_frameworks(project), "-c", str(constraints))
+    _pip("install", "-q", *requirements_for_colab(project), "-c", str(constraints))
     _pip("install", "-q", "--no-deps", "-e", str(project))
     marker.write_text(digest)
     return f"installed the project (editable) and its packages; kept {', '.join(pinned_frameworks())}"

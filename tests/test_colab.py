@@ -92,7 +92,7 @@ def test_setup_cell_on_colab_clones_installs_and_puts_root_on_drive(
     assert namespace["PROJECT"] == str(clone) and str(clone) in sys.path
     requirements, editable = fake_colab["pip"]
     named = " ".join(requirements)
-    for framework in colab.PREINSTALLED:  # never reinstalled...
+    for framework in colab.NOT_ON_COLAB:  # never reinstalled...
         assert f" {framework}>" not in f" {named}" and f" {framework}=" not in f" {named}"
     assert "torchmetrics>=1.4" in requirements and "numpy>=1.26" in requirements
     constraints = Path(requirements[requirements.index("-c") + 1]).read_text()
