@@ -438,7 +438,8 @@ def write_findings(reports: Sequence[Report], folder: Path) -> Path:
 def gan_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The GAN runs' quality measures (synthetic) beside the real images' own floor."""
     gan = runs[runs["kind"] == "gan"].set_index("run")
-    return pd.DataFrame({f"{m} ({side})": gan[col] for m in results.GAN_MEASURES
+    return pd.DataFrame({f"{m} ({side})": gan.get(col, pd.Series(dtype=float))
+                         for m in results.GAN_MEASURES
                          for side, col in (("synthetic", m), ("real floor", f"{m}_real"))})
 
 

@@ -131,3 +131,8 @@ def test_a_baseline_alone_is_reported_not_a_crash(tmp_path: Path) -> None:
                                           n_boot=N_BOOT)
     assert "Only the baseline has finished runs" in report.findings
     assert comparison.write_report(report, tmp_path / "comparison")
+
+
+def test_no_gan_run_gives_an_empty_gan_table(tmp_path: Path) -> None:
+    table = comparison.gan_table(grid(tmp_path, {"baseline": 1.0}))
+    assert table.empty and "frechet_distance (synthetic)" in table.columns
