@@ -179,5 +179,6 @@ def prepare(repository: str, branch: str, *, drive: str = "", root: str = "") ->
         root = str(drive_root(drive))
         print(f"ROOT = {root} (Google Drive): data, checkpoints and results survive a disconnect")
     else:
-        print(f"ROOT = {root or project} ({'yours' if root else 'the runtime disk; lost on disconnect'})")
+        where = "yours" if root else "the runtime disk; lost on disconnect"
+        print(f"ROOT = {root or project} ({where})")
     return root

@@ -29,7 +29,8 @@ README = REPO_ROOT / "README.md"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_URL = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/"
                        r"[^/\s)]+/notebooks/")
-PARAMETERS_HEADER = "# Colab only (ignored elsewhere): the project to clone, and the Drive folder for ROOT"
+PARAMETERS_HEADER = ("# Colab only (ignored elsewhere): the project to clone, and the Drive folder "
+                     "for ROOT")
 SETUP_SOURCE = '''\
 # Setup, the same in every notebook: on Colab, fetch the project and prepare the runtime
 import os, subprocess, sys
@@ -86,7 +87,8 @@ def synced(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     nb.cells = [nbformat.v4.new_markdown_cell(badge(name), id="colab-badge"), *cells]
     parameters = _tagged(nb, "parameters")
     if len(parameters) != 1:
-        raise UserError(f"{name} needs exactly one cell tagged 'parameters' (it has {len(parameters)}).")
+        raise UserError(f"{name} needs exactly one cell tagged 'parameters' "
+                        f"(it has {len(parameters)}).")
     cell = nb.cells[parameters[0]]
     cell.source = cell.source.split(PARAMETERS_HEADER)[0].rstrip() + "\n" + colab_parameters()
     setup = nbformat.v4.new_code_cell(SETUP_SOURCE, id="colab-setup", metadata={"tags": ["setup"]})
@@ -118,7 +120,8 @@ def problems(path: Path) -> list[str]:
     name, cells, found = path.stem, nb.cells, []
     if not cells or cells[0].source != badge(name):
         found.append("the first cell is not its Open-in-Colab badge")
-    if len(cells) < 2 or cells[1].cell_type != "markdown" or not cells[1].source.startswith(f"# {name[:2]} "):
+    title = cells[1] if len(cells) > 1 else None
+    if title is None or title.cell_type != "markdown" or not title.source.startswith(f"# {name[:2]} "):
         found.append(f"the second cell is not its title ('# {name[:2]} ...')")
     parameters = _tagged(nb, "parameters")
     if len(parameters) != 1 or not cells[parameters[0]].source.endswith(colab_parameters()):

@@ -55,9 +55,8 @@ class ProgressEcho:
 
 
 def first_line(source: str, width: int = 100) -> str:
-    """The first line of a cell that is not a comment or blank, shortened to ``width``."""
-    lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    line = lines[0] if lines else ""
+    """A cell's first non-blank line, shortened to ``width``."""
+    line = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
