@@ -28,6 +28,9 @@ DRIVE_MOUNT = Path("/content/drive")
 # Colab's preinstalled frameworks: never reinstalled, and pinned while the rest installs
 PREINSTALLED = ("torch", "torchvision", "tensorflow", "keras")
 NOT_ON_COLAB = PREINSTALLED + ("jupyterlab",)  # Colab is the notebook interface itself
+# A requirement left out when one of these, which provide the same module, is installed
+# (Colab has the full OpenCV; a second copy of cv2 beside it can break both)
+EQUIVALENTS = {"opencv-python-headless": ("opencv-python", "opencv-contrib-python")}
 INSTALLED_MARKER = "colab-installed"  # in the clone's .git folder: the installed requirements' hash
 
 
@@ -70,26 +73,30 @@ def update_project(project: Path, repository: str, branch: str) -> str:
             "Runtime > Restart session loads the new code")
 
 
+def installed_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, or None."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def requirements_for_colab(project: Path) -> list[str]:
-    """The project's requirements, less the frameworks Colab preinstalls and JupyterLab."""
-    lines = (project / "requirements.txt").read_text().splitlines()
+    """The project's requirements, less the frameworks Colab preinstalls, JupyterLab, and
+    those an installed equivalent provides."""
     kept = []
-    for line in lines:
+    for line in (project / "requirements.txt").read_text().splitlines():
         name = re.split(r"[\s<>=!~\[;]", line.strip(), maxsplit=1)[0].lower()
-        if name and not name.startswith("#") and name not in NOT_ON_COLAB:
+        if not name or name.startswith("#") or name in NOT_ON_COLAB:
+            continue
+        if not any(installed_version(other) for other in EQUIVALENTS.get(name, ())):
             kept.append(line.strip())
     return kept
 
 
 def pinned_frameworks() -> list[str]:
     """``name==version`` of each preinstalled framework: constraints pip must keep."""
-    pins = []
-    for name in PREINSTALLED:
-        try:
-            pins.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    return pins
+    return [f"{name}=={installed_version(name)}" for name in PREINSTALLED if installed_version(name)]
 
 
 def _pip(*args: str) -> None:

@@ -153,3 +153,12 @@ def test_every_notebook_carries_this_setup_cell() -> None:
     for path in sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         assert SETUP_SOURCE in [c.source for c in nb.cells], path.name
+
+
+def test_the_full_opencv_of_colab_is_not_doubled_by_the_headless_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    versions = {"opencv-python": "4.12.0", "torch": "2.9.0"}
+    monkeypatch.setattr(colab, "installed_version", versions.get)
+    kept = colab.requirements_for_colab(REPO_ROOT)
+    assert not any(r.startswith(("opencv-python-headless", "torch>", "jupyterlab")) for r in kept)
+    assert "torchmetrics>=1.4" in kept and colab.pinned_frameworks() == ["torch==2.9.0"]
