@@ -6,13 +6,20 @@ neither TensorFlow nor torch even though notebooks 03 and 04 use them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
-from helpers.config import Layout
+from helpers.config import REPO_ROOT, Layout
 from helpers.run import main
 from helpers.scenarios import SCENARIOS
 
@@ -108,6 +115,45 @@ def test_scenario_notebook_runs_the_smoke_grid_in_both_frameworks(data_phase: La
     assert rows["real"] == {str(k): int(v) for k, v in counts.items()}
     grid = data_phase.root / "results" / "chest_xray" / "grid"
     assert len(list((grid / "logs").glob("*.log"))) >= len(names) - 2  # 03/04's baselines skipped
+
+
+def test_comparison_notebook_writes_tables_from_the_runs(data_phase: Layout,
+                                                        tiny_chest: Path) -> None:
+    # 04 first (skipped when an earlier test trained it): 07 needs a finished baseline
+    assert run(data_phase.root, tiny_chest, "04,07", "-p", "N_BOOT=200") == 0
+    out = data_phase.reports("comparison")
+    assert (out / "findings.md").exists()
+    assert list(out.rglob("*.csv")) and list(out.rglob("*.tex")) and list(out.rglob("*.png"))
+
+
+def test_a_run_cut_off_mid_training_continues_from_its_checkpoint(
+        data_phase: Layout, tiny_chest: Path, tmp_path: Path) -> None:
+    # As after a Colab disconnect: the runtime is gone, ROOT (on Drive there) keeps the
+    # checkpoint, and running notebook 04 again continues the run instead of starting over.
+    layout = Layout.of("chest_xray", tmp_path / "drive")
+    shutil.copytree(data_phase.root / "data", layout.root / "data")
+    name, epochs = "pytorch-baseline-scratch-seed42", ("-p", "EPOCHS_SCRATCH=3")
+    last = layout.checkpoints(name) / "last.pt"
+    runner = subprocess.Popen([sys.executable, "-m", "helpers.run", "--dataset", "chest_xray",
+                               "--data-dir", str(tiny_chest), "--profile", "smoke", "--root",
+                               str(layout.root), "--notebooks", "04", *epochs],
+                              cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not last.exists() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for process in [*psutil.Process(runner.pid).children(recursive=True), psutil.Process(runner.pid)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()  # the kernel with the runner: the runtime recycled
+    runner.wait()
+    assert last.exists() and not (layout.results(name) / "metrics.json").exists()
+
+    assert run(layout.root, tiny_chest, "04", *epochs) == 0
+    executed = (layout.executed_dir / "04_pytorch_resnet50_port.ipynb").read_text()
+    done_before = int(re.search(r"Continuing the interrupted run from .* after epoch (\d+)",
+                                executed)[1])
+    history = pd.read_csv(layout.results(name) / "history.csv")
+    assert done_before >= 1 and list(history["epoch"]) == list(range(1, len(history) + 1))
+    assert len(history) >= done_before and not last.exists()
 
 
 def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
