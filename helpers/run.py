@@ -12,7 +12,6 @@ that cell's error in a few lines.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -84,19 +83,13 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def echo_options(log_output: bool) -> dict[str, Any]:
-    """papermill's output options: every line through its logger (``log_output``), or by
-    default only the progress lines (``helpers.progress``)."""
+    """Where papermill writes the kernels' stdout and stderr: the console as they are
+    (``log_output``), or by default filters that keep the progress lines (``helpers.progress``)."""
     from .progress import ProgressEcho
 
-    if not log_output:
-        return {"stdout_file": ProgressEcho(), "stderr_file": ProgressEcho()}
-    logger = logging.getLogger("papermill")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    return {"log_output": True}
+    if log_output:
+        return {"stdout_file": sys.stdout, "stderr_file": sys.stderr}
+    return {"stdout_file": ProgressEcho(), "stderr_file": ProgressEcho()}
 
 
 def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, Any],

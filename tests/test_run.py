@@ -119,3 +119,10 @@ def test_the_console_shows_cells_and_training_progress_not_other_output(
     assert "  cell 3/3: from tqdm import tqdm" in out
     assert "epoch 1 (phase 1): 100%" in out and "    Epoch 2/2" in out
     assert "chatter\n" not in out.replace("chatter')", "")
+
+
+@pytest.mark.notebook
+def test_log_output_echoes_every_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    nb = write_notebook(tmp_path / "01_talk.ipynb", "print('versions and other chatter')")
+    run_series([nb], Layout.of("x", tmp_path / "root"), {}, log_output=True)
+    assert "versions and other chatter\n" in capfd.readouterr().out
