@@ -64,7 +64,10 @@ def test_data_phase_rerun_keeps_the_split_byte_identical(data_phase: Layout, tin
 def test_model_notebook_writes_results(data_phase: Layout, tiny_chest: Path, number: str,
                                        run_name: str, capfd: pytest.CaptureFixture) -> None:
     assert run(data_phase.root, tiny_chest, number) == 0
-    assert "cuInit" not in capfd.readouterr().err  # TensorFlow's C++ noise stays quiet
+    console = capfd.readouterr()
+    assert "cuInit" not in console.err  # TensorFlow's C++ noise stays quiet
+    assert re.search(r"(?m)^ {4}(Epoch 1/\d+|epoch 1 \(phase 1\): 100%)", console.out)  # progress
+    assert "  cell 1/" in console.out and "| numpy " not in console.out  # versions: not progress
     out = data_phase.results(run_name)
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["threshold_0.5"]["accuracy"] <= 1.0
