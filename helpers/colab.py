@@ -118,6 +118,7 @@ def install_project(project: Path) -> str:
     digest = _install_hash(project)
     if marker.exists() and marker.read_text() == digest:
         return "packages installed already"
+    print("installing the packages (a few minutes, once per runtime)...", flush=True)
     constraints = project / ".git" / "colab-constraints.txt"
     constraints.write_text("\n".join(pinned_frameworks()) + "\n")
     _pip("install", "-q", *requirements_for_colab(project), "-c", str(constraints))
@@ -179,9 +180,10 @@ def prepare(repository: str, branch: str, *, drive: str = "", root: str = "") ->
         print(f"Not on Colab: nothing to set up (ROOT = {root or 'the repository'}).")
         return root
     project = clone_dir(repository)
-    for line in (update_project(project, repository, branch), install_project(project),
-                 gpu_line(), kaggle_line()):
-        print(line)
+    print(update_project(project, repository, branch), flush=True)
+    print(install_project(project))
+    print(gpu_line())
+    print(kaggle_line())
     if drive and not root:
         root = str(drive_root(drive))
         print(f"ROOT = {root} (Google Drive): data, checkpoints and results survive a disconnect")
