@@ -1,6 +1,7 @@
-"""Every notebook executed headless by the runner, smoke profile, on tiny real data.
+"""Every notebook executed headless by the runner, smoke profile, on tiny real data; one
+also cell by cell in a Jupyter kernel, as JupyterLab runs it, and one cut off mid-training.
 
-The notebooks run in papermill kernels (processes of their own), so this file imports
+The notebooks run in kernels (processes of their own), so this file imports
 neither TensorFlow nor torch even though notebooks 03 and 04 use them.
 """
 
@@ -14,13 +15,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import nbformat
 import pandas as pd
 import psutil
 import pytest
+from nbclient import NotebookClient
 
 from helpers.config import REPO_ROOT, Layout
-from helpers.run import main
+from helpers.run import KERNEL_ARGUMENTS, NOTEBOOK_DIR, main
 from helpers.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.notebook
@@ -157,6 +161,41 @@ def test_a_run_cut_off_mid_training_continues_from_its_checkpoint(
     history = pd.read_csv(layout.results(name) / "history.csv")
     assert done_before >= 1 and list(history["epoch"]) == list(range(1, len(history) + 1))
     assert len(history) >= done_before and not last.exists()
+
+
+def run_cell_by_cell(notebook: Path, parameters: dict[str, Any]) -> nbformat.NotebookNode:
+    """Execute ``notebook``'s code cells one at a time in a python3 kernel started in its
+    folder, as JupyterLab does (no papermill), with ``parameters`` typed into a cell after
+    the parameters cell, as a user would edit it."""
+    nb = nbformat.read(notebook, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    typed = "\n".join(f"{key} = {value!r}" for key, value in parameters.items())
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(typed))
+    client = NotebookClient(nb, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
+                            resources={"metadata": {"path": str(notebook.parent)}})
+    with client.setup_kernel():
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                client.execute_cell(cell, i)
+    return nb
+
+
+def test_a_notebook_run_cell_by_cell_in_a_kernel_gives_the_headless_metrics(
+        data_phase: Layout, tiny_chest: Path, tmp_path: Path) -> None:
+    by_hand = Layout.of("chest_xray", tmp_path / "by_hand")
+    shutil.copytree(data_phase.root / "data", by_hand.root / "data")  # the same split and cache
+    assert run(data_phase.root, tiny_chest, "04") == 0  # headless (skipped if a test ran it)
+    nb = run_cell_by_cell(NOTEBOOK_DIR / "04_pytorch_resnet50_port.ipynb",
+                          {"PROFILE": "smoke", "DATASET": "chest_xray", "DATA_DIR": str(tiny_chest),
+                           "ROOT": str(by_hand.root), "SEED": 42})
+    setup = next(c for c in nb.cells if "setup" in c.metadata.get("tags", []))
+    said = [o.text for o in setup.outputs]
+    assert said == [f"Not on Colab: nothing to set up (ROOT = {by_hand.root}).\n"]
+    for name in ("pytorch-baseline-scratch-seed42", "sklearn-pixel_logreg-pixels32-seed42",
+                 "sklearn-pixel_knn-pixels32-seed42"):
+        metrics = [json.loads((layout.results(name) / "metrics.json").read_text())
+                   for layout in (by_hand, data_phase)]
+        assert metrics[0] == metrics[1], name
 
 
 def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
