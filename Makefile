@@ -9,7 +9,7 @@ DATASET ?= chest_xray
 DATA_DIR ?=
 NOTEBOOKS ?=
 
-.PHONY: install demo run test app browser benchmarks clean-outputs
+.PHONY: install demo run lab sync-notebooks test app browser benchmarks clean-outputs
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,16 @@ demo: install
 run: install
 	$(BIN)/python -m helpers.run --dataset $(DATASET) --data-dir "$(DATA_DIR)" --profile $(PROFILE) \
 		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) -p WEIGHTS=$(WEIGHTS)
+
+# JupyterLab on the series: the notebooks' "python3" kernel is this environment's Python,
+# the one papermill runs them with, so a notebook run cell by cell gives the headless results.
+lab: install
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# After a change of REPOSITORY or BRANCH in helpers/colab.py: rewrite every Colab badge (the
+# README's too), the Colab parameters and the setup cell of every notebook.
+sync-notebooks: install
+	$(BIN)/python -m helpers.notebook_contract
 
 test: install browser
 	$(BIN)/python tests/run_suites.py

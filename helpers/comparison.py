@@ -122,8 +122,8 @@ def bootstrap_vs_baseline(comp: Comparison, *, n_boot: int = 2000, seed: int = 4
                                        group.thresholds, n_boot=n_boot, seed=seed)
         frames.append(table.rename_axis("metric").reset_index().assign(scenario=scenario,
                                                                        versus=other))
-    if not frames:
-        return pd.DataFrame()
+    if not frames:  # the baseline alone: nothing to compare it with yet
+        return pd.DataFrame(columns=["scenario", "versus", "metric", *stats.BOOT_COLUMNS])
     out = pd.concat(frames, ignore_index=True)
     return out[["scenario", "versus", "metric"] + [c for c in out if c not in
                                                    ("scenario", "versus", "metric")]]
@@ -438,7 +438,8 @@ def write_findings(reports: Sequence[Report], folder: Path) -> Path:
 def gan_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The GAN runs' quality measures (synthetic) beside the real images' own floor."""
     gan = runs[runs["kind"] == "gan"].set_index("run")
-    return pd.DataFrame({f"{m} ({side})": gan[col] for m in results.GAN_MEASURES
+    return pd.DataFrame({f"{m} ({side})": gan.get(col, pd.Series(dtype=float))
+                         for m in results.GAN_MEASURES
                          for side, col in (("synthetic", m), ("real floor", f"{m}_real"))})
 
 

@@ -4,7 +4,9 @@
                           [--notebooks 01,02] [--root DIR] [--seed 42] [-p KEY=VALUE ...]
 
 Notebooks run in order; each executed copy lands in ``results/<dataset>/executed/``; the
-run stops at the first failing notebook and prints that cell's error in a few lines.
+console shows each code cell as it starts and the training's progress (``--log-output``:
+every line the notebooks print); the run stops at the first failing notebook and prints
+that cell's error in a few lines.
 """
 
 from __future__ import annotations
@@ -80,10 +82,24 @@ def failure_summary(notebook: Path, error: Exception, executed: Path) -> str:
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
+def echo_options(log_output: bool) -> dict[str, Any]:
+    """Where papermill writes the kernels' stdout and stderr: the console as they are
+    (``log_output``), or by default filters that keep the progress lines (``helpers.progress``)."""
+    from .progress import ProgressEcho
+
+    if log_output:
+        return {"stdout_file": sys.stdout, "stderr_file": sys.stderr}
+    return {"stdout_file": ProgressEcho(), "stderr_file": ProgressEcho()}
+
+
 def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, Any],
                log_output: bool = False) -> list[dict[str, Any]]:
-    """Execute ``notebooks`` in order; raise UserError with a short summary on the first failure."""
+    """Execute ``notebooks`` in order, showing each code cell as it starts and the training's
+    progress (or, ``log_output``, every line); raise UserError with a short summary on the
+    first failure."""
     import papermill as pm  # imported here: the rest of helpers does not need it
+
+    from .progress import ENGINE
 
     layout.executed_dir.mkdir(parents=True, exist_ok=True)
     # Kernels inherit this; a user's own value wins. TensorFlow's C++ log lines (a spurious
@@ -97,9 +113,9 @@ def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, 
         start = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(executed), parameters=parameters,
-                                cwd=str(nb.parent), kernel_name="python3",
-                                progress_bar=True, log_output=log_output,
-                                extra_arguments=KERNEL_ARGUMENTS)
+                                cwd=str(nb.parent), kernel_name="python3", engine_name=ENGINE,
+                                progress_bar=False, extra_arguments=KERNEL_ARGUMENTS,
+                                **echo_options(log_output))
         except pm.PapermillExecutionError as error:
             raise UserError(failure_summary(nb, error, executed)) from None
         seconds = round(time.perf_counter() - start, 1)
@@ -121,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
                         help="a notebook parameter, e.g. -p EPOCHS_HEAD=2 (repeatable)")
-    parser.add_argument("--log-output", action="store_true", help="echo the notebooks' output")
+    parser.add_argument("--log-output", action="store_true",
+                        help="echo every line the notebooks print (default: each cell as it "
+                             "starts and the training's progress)")
     return parser
 
 

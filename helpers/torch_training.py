@@ -178,6 +178,9 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
                                  train_images=len(data.arrays["train"]))
     resumed = resume_checkpoint(directory / "last.pt", settings, resume,
                                 (directory / "best.pt",))
+    if resumed:
+        print(f"Continuing the interrupted run from {directory / 'last.pt'} after epoch "
+              f"{len(resumed['history'])}")
     set_seeds(seed, device)
     size = data.arrays["train"].images.shape[-1]
     model = to_device(ResNet50Classifier(is_pretrained(profile.weights)) if resumed

@@ -123,3 +123,16 @@ def test_plan_and_missing_baseline_say_what_to_do(tmp_path: Path) -> None:
         comparison.plan(runs, thresholds="median")
     with pytest.raises(UserError, match="No finished keras baseline run: run notebook 03"):
         comparison.load_comparison(runs, "keras")
+
+
+def test_a_baseline_alone_is_reported_not_a_crash(tmp_path: Path) -> None:
+    # 01-04 then 07 (no grid yet): the baseline has nothing to be compared with
+    report = comparison.compare_framework(grid(tmp_path, {"baseline": 1.0}), "pytorch",
+                                          n_boot=N_BOOT)
+    assert "Only the baseline has finished runs" in report.findings
+    assert comparison.write_report(report, tmp_path / "comparison")
+
+
+def test_no_gan_run_gives_an_empty_gan_table(tmp_path: Path) -> None:
+    table = comparison.gan_table(grid(tmp_path, {"baseline": 1.0}))
+    assert table.empty and "frechet_distance (synthetic)" in table.columns

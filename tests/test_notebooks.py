@@ -1,19 +1,30 @@
-"""Every notebook executed headless by the runner, smoke profile, on tiny real data.
+"""Every notebook executed headless by the runner, smoke profile, on tiny real data; one
+also cell by cell in a Jupyter kernel, as JupyterLab runs it, and one cut off mid-training.
 
-The notebooks run in papermill kernels (processes of their own), so this file imports
+The notebooks run in kernels (processes of their own), so this file imports
 neither TensorFlow nor torch even though notebooks 03 and 04 use them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import nbformat
 import pandas as pd
+import psutil
 import pytest
+from nbclient import NotebookClient
 
-from helpers.config import Layout
-from helpers.run import main
+from helpers.config import REPO_ROOT, Layout
+from helpers.run import KERNEL_ARGUMENTS, NOTEBOOK_DIR, main
 from helpers.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.notebook
@@ -57,7 +68,10 @@ def test_data_phase_rerun_keeps_the_split_byte_identical(data_phase: Layout, tin
 def test_model_notebook_writes_results(data_phase: Layout, tiny_chest: Path, number: str,
                                        run_name: str, capfd: pytest.CaptureFixture) -> None:
     assert run(data_phase.root, tiny_chest, number) == 0
-    assert "cuInit" not in capfd.readouterr().err  # TensorFlow's C++ noise stays quiet
+    console = capfd.readouterr()
+    assert "cuInit" not in console.err  # TensorFlow's C++ noise stays quiet
+    assert re.search(r"(?m)^ {4}(Epoch 1/\d+|epoch 1 \(phase 1\): 100%)", console.out)  # progress
+    assert "  cell 1/" in console.out and "| numpy " not in console.out  # versions: not progress
     out = data_phase.results(run_name)
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["threshold_0.5"]["accuracy"] <= 1.0
@@ -125,8 +139,80 @@ def test_comparison_notebook_reads_the_grid_and_writes_tables_figures_findings(
             assert list(table.index) == list(SCENARIOS), (fw, rule)
             assert "\\toprule" in (out / f"{fw}_{rule}_hypotheses.tex").read_text()
             assert (out / f"{fw}_{rule}_roc.pdf").is_file()
+        # where each scenario looks: the Grad-CAM grid and the region scores
+        assert (out / f"gradcam_{fw}.png").is_file() and (out / f"gradcam_{fw}.pdf").is_file()
+        regions = pd.read_csv(out / f"gradcam_regions_{fw}.csv", index_col=0)
+        assert list(regions.index) == list(SCENARIOS), fw
+        assert regions["region_score_mean"].dropna().between(0, 1).all(), fw
+        assert "region_score_mean" in (out / f"gradcam_regions_{fw}.md").read_text()
     executed = (data_phase.executed_dir / "07_comparison_tables.ipynb").read_text()
-    assert "supported" in executed and "Traceback" not in executed
+    assert "supported" in executed and "Grad-CAM region score per scenario" in executed
+    assert "Traceback" not in executed
+
+
+def test_a_run_cut_off_mid_training_continues_from_its_checkpoint(
+        data_phase: Layout, tiny_chest: Path, tmp_path: Path) -> None:
+    # As after a Colab disconnect: the runtime is gone, ROOT (on Drive there) keeps the
+    # checkpoint, and running notebook 04 again continues the run instead of starting over.
+    layout = Layout.of("chest_xray", tmp_path / "drive")
+    shutil.copytree(data_phase.root / "data", layout.root / "data")
+    name, epochs = "pytorch-baseline-scratch-seed42", ("-p", "EPOCHS_SCRATCH=3")
+    last = layout.checkpoints(name) / "last.pt"
+    runner = subprocess.Popen([sys.executable, "-m", "helpers.run", "--dataset", "chest_xray",
+                               "--data-dir", str(tiny_chest), "--profile", "smoke", "--root",
+                               str(layout.root), "--notebooks", "04", *epochs],
+                              cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not last.exists() and runner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for process in [*psutil.Process(runner.pid).children(recursive=True), psutil.Process(runner.pid)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()  # the kernel with the runner: the runtime recycled
+    runner.wait()
+    assert last.exists() and not (layout.results(name) / "metrics.json").exists()
+
+    assert run(layout.root, tiny_chest, "04", *epochs) == 0
+    executed = (layout.executed_dir / "04_pytorch_resnet50_port.ipynb").read_text()
+    done_before = int(re.search(r"Continuing the interrupted run from .* after epoch (\d+)",
+                                executed)[1])
+    history = pd.read_csv(layout.results(name) / "history.csv")
+    assert done_before >= 1 and list(history["epoch"]) == list(range(1, len(history) + 1))
+    assert len(history) >= done_before and not last.exists()
+
+
+def run_cell_by_cell(notebook: Path, parameters: dict[str, Any]) -> nbformat.NotebookNode:
+    """Execute ``notebook``'s code cells one at a time in a python3 kernel started in its
+    folder, as JupyterLab does (no papermill), with ``parameters`` typed into a cell after
+    the parameters cell, as a user would edit it."""
+    nb = nbformat.read(notebook, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    typed = "\n".join(f"{key} = {value!r}" for key, value in parameters.items())
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(typed))
+    client = NotebookClient(nb, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS,
+                            resources={"metadata": {"path": str(notebook.parent)}})
+    with client.setup_kernel():
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                client.execute_cell(cell, i)
+    return nb
+
+
+def test_a_notebook_run_cell_by_cell_in_a_kernel_gives_the_headless_metrics(
+        data_phase: Layout, tiny_chest: Path, tmp_path: Path) -> None:
+    by_hand = Layout.of("chest_xray", tmp_path / "by_hand")
+    shutil.copytree(data_phase.root / "data", by_hand.root / "data")  # the same split and cache
+    assert run(data_phase.root, tiny_chest, "04") == 0  # headless (skipped if a test ran it)
+    nb = run_cell_by_cell(NOTEBOOK_DIR / "04_pytorch_resnet50_port.ipynb",
+                          {"PROFILE": "smoke", "DATASET": "chest_xray", "DATA_DIR": str(tiny_chest),
+                           "ROOT": str(by_hand.root), "SEED": 42})
+    setup = next(c for c in nb.cells if "setup" in c.metadata.get("tags", []))
+    said = [o.text for o in setup.outputs]
+    assert said == [f"Not on Colab: nothing to set up (ROOT = {by_hand.root}).\n"]
+    for name in ("pytorch-baseline-scratch-seed42", "sklearn-pixel_logreg-pixels32-seed42",
+                 "sklearn-pixel_knn-pixels32-seed42"):
+        metrics = [json.loads((layout.results(name) / "metrics.json").read_text())
+                   for layout in (by_hand, data_phase)]
+        assert metrics[0] == metrics[1], name
 
 
 def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -136,18 +222,3 @@ def test_bad_data_dir_stops_with_one_sentence(tmp_path: Path, capsys: pytest.Cap
     assert len(errors) == 1 and errors[0].startswith("Error: 01_download_data: ")
     assert "Traceback" not in err
 
-
-def test_comparison_notebook_shows_where_each_scenario_looks(data_phase: Layout,
-                                                              tiny_chest: Path) -> None:
-    # 05 and 06 are read back (finished runs are skipped) when the grid test ran before
-    assert run(data_phase.root, tiny_chest, "05,06,07", "-p", "INCEPTION=false",
-               "-p", "FRAMEWORKS=keras,pytorch", "-p", "N_BOOT=200") == 0
-    out = data_phase.reports("comparison")
-    for fw in ("keras", "pytorch"):
-        assert (out / f"gradcam_{fw}.png").is_file() and (out / f"gradcam_{fw}.pdf").is_file()
-        table = pd.read_csv(out / f"gradcam_regions_{fw}.csv", index_col=0)
-        assert list(table.index) == list(SCENARIOS), fw
-        assert table["region_score_mean"].dropna().between(0, 1).all(), fw
-        assert "region_score_mean" in (out / f"gradcam_regions_{fw}.md").read_text()
-    executed = (data_phase.executed_dir / "07_comparison_tables.ipynb").read_text()
-    assert "Grad-CAM region score per scenario" in executed and "Traceback" not in executed

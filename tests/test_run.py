@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from helpers.config import Layout
 from helpers.errors import UserError
+from helpers.progress import ProgressEcho
 from helpers.run import discover, main, parse_parameters, run_series
 
 
@@ -84,3 +86,43 @@ def test_user_error_in_a_notebook_is_one_sentence(tmp_path: Path) -> None:
 def test_main_reports_bad_selection_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--notebooks", "99"]) == 1
     assert "No notebook numbered 99" in capsys.readouterr().err
+
+
+def test_progress_echo_passes_progress_lines_and_throttles_redraws() -> None:
+    out, now = io.StringIO(), [0.0]
+    echo = ProgressEcho(out, every=30, clock=lambda: now[0])
+    echo.write("profile smoke, dataset chest_xray\nsome warning\nEpoch 1/6\n")
+    echo.write("2/2 - 3s - 1s/step - accuracy: 0.5 - loss: 0.69 - val_loss: 0.7\n")
+    for step in range(1, 5):  # a tqdm bar redrawn in place, 10 s apart: the first shown
+        now[0] = 10.0 * step
+        echo.write(f"\repoch 1 (phase 1):  {25 * step}%|##  | {step}/4 [00:{step}0<00:30]")
+    echo.write("\repoch 1 (phase 1): 100%|####| 4/4 [00:40<00:00, loss=0.69, val_loss=0.7]\n")
+    lines = out.getvalue().splitlines()
+    assert lines == ["    Epoch 1/6",
+                     "    2/2 - 3s - 1s/step - accuracy: 0.5 - loss: 0.69 - val_loss: 0.7",
+                     "    epoch 1 (phase 1):  25%|##  | 1/4 [00:10<00:30]",
+                     "    epoch 1 (phase 1): 100%|####| 4/4 [00:40<00:00, loss=0.69, val_loss=0.7]"]
+
+
+@pytest.mark.notebook
+def test_the_console_shows_cells_and_training_progress_not_other_output(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    nb = write_notebook(tmp_path / "01_train.ipynb", "print('versions and other chatter')",
+                        "from tqdm import tqdm\nimport time\n"
+                        "for _ in tqdm(range(3), desc='epoch 1 (phase 1)', mininterval=0):\n"
+                        "    time.sleep(0.05)\n"
+                        "print('Epoch 2/2')")
+    run_series([nb], Layout.of("x", tmp_path / "root"), {})
+    out = capfd.readouterr().out
+    assert "[1/1] 01_train" in out
+    assert "  cell 2/3: print('versions and other chatter')" in out
+    assert "  cell 3/3: from tqdm import tqdm" in out
+    assert "epoch 1 (phase 1): 100%" in out and "    Epoch 2/2" in out
+    assert "chatter\n" not in out.replace("chatter')", "")
+
+
+@pytest.mark.notebook
+def test_log_output_echoes_every_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    nb = write_notebook(tmp_path / "01_talk.ipynb", "print('versions and other chatter')")
+    run_series([nb], Layout.of("x", tmp_path / "root"), {}, log_output=True)
+    assert "versions and other chatter\n" in capfd.readouterr().out
