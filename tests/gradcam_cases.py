@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import gradcam
+
 SIZE = 32
 SQUARES = [(4, 4, 8), (18, 6, 8), (10, 20, 10)]  # (top, left, side) per image
 
@@ -19,6 +21,16 @@ def square_images() -> np.ndarray:
     for image, (top, left, side) in zip(images, SQUARES):
         image[top:top + side, left:left + side] = 255
     return images
+
+
+def assert_maps_peak_on_the_squares(maps: np.ndarray) -> None:
+    """Each map's maximum lies on (or next to) its image's square, which holds > 80% of its mass."""
+    for cam, (top, left, side) in zip(maps, SQUARES, strict=True):
+        inside = np.zeros(cam.shape, bool)
+        inside[top:top + side, left:left + side] = True
+        row, col = np.unravel_index(cam.argmax(), cam.shape)
+        assert top - 1 <= row <= top + side and left - 1 <= col <= left + side
+        assert gradcam.region_score(cam, inside) > 0.8
 
 
 def square_model_weights() -> tuple[np.ndarray, float, float]:

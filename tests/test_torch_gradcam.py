@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gradcam_cases import SIZE, SQUARES, square_images, square_model_weights, write_run_folder
+from gradcam_cases import (SIZE, assert_maps_peak_on_the_squares, square_images,
+                            square_model_weights, write_run_folder)
 from torch import nn
 
-from helpers import gradcam
 from helpers.torch_checkpoints import save_checkpoint
 from helpers.torch_gradcam import gradcam_maps, maps_and_probabilities, probabilities
 from helpers.torch_models import build_model
@@ -33,13 +33,7 @@ def toy_model() -> nn.Module:
 
 def test_the_map_peaks_on_the_square_that_is_the_evidence() -> None:
     images = square_images()
-    maps = gradcam_maps(toy_model(), images)
-    for cam, (top, left, side) in zip(maps, SQUARES):
-        inside = np.zeros(cam.shape, bool)
-        inside[top:top + side, left:left + side] = True
-        row, col = np.unravel_index(cam.argmax(), cam.shape)
-        assert top - 1 <= row <= top + side and left - 1 <= col <= left + side
-        assert gradcam.region_score(cam, inside) > 0.8
+    assert_maps_peak_on_the_squares(gradcam_maps(toy_model(), images))
 
 
 def test_maps_of_the_thesis_model_have_the_images_shape_and_lie_in_0_1() -> None:
