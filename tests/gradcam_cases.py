@@ -33,6 +33,13 @@ def assert_maps_peak_on_the_squares(maps: np.ndarray) -> None:
         assert gradcam.region_score(cam, inside) > 0.8
 
 
+def assert_maps_and_probabilities_are_well_formed(maps: np.ndarray, probs: np.ndarray) -> None:
+    """Float32 maps of the images' shape in [0, 1], one probability in (0, 1) per image."""
+    assert maps.shape == (3, SIZE, SIZE) and maps.dtype == np.float32
+    assert maps.min() >= 0 and maps.max() <= 1
+    assert probs.shape == (3,) and ((probs > 0) & (probs < 1)).all()
+
+
 def square_model_weights() -> tuple[np.ndarray, float, float]:
     """A 3x3 mean filter, a bias that silences anything darker than 150, and a positive
     dense weight: the logit is the bright area."""

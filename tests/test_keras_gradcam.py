@@ -9,8 +9,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from gradcam_cases import (SIZE, assert_maps_peak_on_the_squares, square_images,
-                            square_model_weights, write_run_folder)
+from gradcam_cases import (SIZE, assert_maps_and_probabilities_are_well_formed,
+                           assert_maps_peak_on_the_squares, square_images,
+                           square_model_weights, write_run_folder)
 
 from helpers import gradcam
 from helpers.keras_gradcam import gradcam_maps, maps_and_probabilities, probabilities
@@ -38,13 +39,10 @@ def test_the_map_peaks_on_the_square_that_is_the_evidence() -> None:
 
 def test_maps_of_the_thesis_model_have_the_images_shape_and_lie_in_0_1() -> None:
     keras.utils.set_random_seed(0)
-    model = build_model(32, "none")
-    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32)).astype(np.uint8)
-    maps = gradcam_maps(model, images)
-    assert maps.shape == (3, 32, 32) and maps.dtype == np.float32
-    assert maps.min() >= 0 and maps.max() <= 1
-    probs = probabilities(model, images)
-    assert probs.shape == (3,) and ((probs > 0) & (probs < 1)).all()
+    model = build_model(SIZE, "none")
+    images = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE)).astype(np.uint8)
+    assert_maps_and_probabilities_are_well_formed(gradcam_maps(model, images),
+                                                  probabilities(model, images))
 
 
 def test_a_model_without_convolutions_is_refused() -> None:
