@@ -34,8 +34,9 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import LabelEncoder
 
+from .audit import near_duplicate_groups
 from .config import Layout, save_json
-from .data import DatasetSpec, near_duplicate_groups
+from .data import DatasetSpec
 from .errors import UserError
 
 COLUMNS = ["path", "label", "label_id", "split", "group", "md5"]
