@@ -29,8 +29,9 @@ def run_suite(name: str, args: list[str]) -> tuple[int, dict[str, int]]:
     if name != "core" and not args:
         return 0, {}
     print(f"\n=== {name} tests ===", flush=True)
-    cmd = [sys.executable, "-m", "pytest", "-rs", str(TESTS) if name == "core" else "", *args,
-           *sys.argv[1:]]  # -rs: every skip says why
+    cmd = [sys.executable, "-m", "pytest", "-rs", "--durations=10",
+           str(TESTS) if name == "core" else "", *args,
+           *sys.argv[1:]]  # -rs: every skip says why; the ten slowest tests, to keep the time
     proc = subprocess.run([c for c in cmd if c], stdout=subprocess.PIPE, text=True)
     print(proc.stdout, end="", flush=True)
     lines = [ln for ln in proc.stdout.splitlines() if re.search(r"\d+ (passed|failed|error)", ln)]
