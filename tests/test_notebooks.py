@@ -122,7 +122,7 @@ def test_scenario_notebook_runs_the_smoke_grid_in_both_frameworks(data_phase: La
         assert (synthetic > 0) == ("wgan" in name), name
     split = pd.read_csv(data_phase.split_csv)
     counts = split[split["split"] == "train"]["label_id"].value_counts()
-    rows = json.loads((data_phase.results("pytorch-wgan-scratch-seed42") / "config.json")
+    rows = json.loads((data_phase.results("pytorch-wgan_focal-scratch-seed42") / "config.json")
                       .read_text())["training_rows"]
     assert rows["real"]["0"] + rows["synthetic"]["0"] == rows["real"]["1"] + rows["synthetic"]["1"]
     assert rows["real"] == {str(k): int(v) for k, v in counts.items()}
