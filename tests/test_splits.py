@@ -54,11 +54,11 @@ def manifest_index() -> pd.DataFrame:
         pytest.skip("set CHEST_XRAY_DIR to the Kaggle chest X-ray folder to run the checks "
                     "on the real set")
     scan = find_files(get_spec("chest_xray"), Path(CHEST_XRAY_DIR))
-    files = [f for f in scan.files if class_folder_of(f, scan.class_folders)]
-    parts = [f.split("/") for f in files]
-    return pd.DataFrame({"path": files, "label": [p[-2] for p in parts],
-                         "official_split": [p[-3] for p in parts],
-                         "patient": [chest_patient_id(p[-1]) or "" for p in parts],
+    folders = {f: class_folder_of(f, scan.class_folders) for f in scan.files}
+    files = [f for f, folder in folders.items() if folder]
+    return pd.DataFrame({"path": files, "label": [scan.class_folders[folders[f]] for f in files],
+                         "official_split": [f.split("/")[-3] for f in files],
+                         "patient": [chest_patient_id(f) or "" for f in files],
                          "md5": [hashlib.md5((scan.root / f).read_bytes()).hexdigest()
                                  for f in files], "phash": ""})
 
