@@ -35,11 +35,8 @@ run: install
 
 # JupyterLab on the series: the notebooks' "python3" kernel is this environment's Python,
 # the one papermill runs them with, so a notebook run cell by cell gives the headless results.
-# The kernels get helpers.config.MALLOC_ENV, as the headless runs do.
 lab: install
-	env $$($(BIN)/python -c "from helpers.config import MALLOC_ENV as E; import os; \
-		print(' '.join(f'{k}={v}' for k, v in E.items() if k not in os.environ))") \
-		$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # After a change of REPOSITORY or BRANCH in helpers/colab.py: rewrite every Colab badge (the
 # README's too), the Colab parameters and the setup cell of every notebook.

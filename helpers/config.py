@@ -189,19 +189,6 @@ class Layout:
         return self.root / "results" / self.dataset / "executed"
 
 
-# glibc hands every freed block above its adaptive mmap threshold back to the kernel, and
-# the next step's tensors fault their pages in again: on 2 cores a demo Keras epoch took
-# 53-82 s with glibc's defaults and 36-41 s with these (read when a process starts, so they
-# are set for the processes the runner and the test runner start; a user's own values win).
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
-
-
-def tune_malloc() -> None:
-    """Set ``MALLOC_ENV`` for the processes started from here on, unless already set."""
-    for key, value in MALLOC_ENV.items():
-        os.environ.setdefault(key, value)
-
-
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX; Linux flags)."""
     try:

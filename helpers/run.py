@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import PROFILES, REPO_ROOT, Layout, save_json, tune_malloc
+from .config import PROFILES, REPO_ROOT, Layout, save_json
 from .errors import UserError
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -106,7 +106,6 @@ def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, 
     # "failed call to cuInit" error on every CPU run) reach the console from the kernels,
     # and its real errors arrive as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    tune_malloc()
     timings: list[dict[str, Any]] = []
     for i, nb in enumerate(notebooks, 1):
         executed = layout.executed_dir / nb.name

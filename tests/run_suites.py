@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS.parent))
-from helpers.config import tune_malloc  # noqa: E402 (after the path)
 SUITES = {
     "core": ["--ignore-glob=*test_keras_*", "--ignore-glob=*test_torch_*",
              "--ignore-glob=*test_app*"],
@@ -42,7 +40,6 @@ def run_suite(name: str, args: list[str]) -> tuple[int, dict[str, int]]:
 
 
 def main() -> int:
-    tune_malloc()  # the suites' processes allocate as the pipeline's do
     total: dict[str, int] = {}
     codes = []
     for name, args in SUITES.items():

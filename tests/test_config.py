@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.config import (MALLOC_ENV, PROFILES, REPO_ROOT, Layout, get_profile,
-                            mixed_precision, save_json, tune_malloc)
+from helpers.config import (PROFILES, REPO_ROOT, Layout, get_profile, mixed_precision,
+                            save_json)
 
 
 def test_profiles_grow_from_smoke_to_full() -> None:
@@ -68,14 +68,3 @@ def test_importing_helpers_imports_no_framework() -> None:
             "print(sorted(k for k in ('tensorflow', 'torch', 'keras') if k in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def test_tune_malloc_sets_the_allocator_settings_for_child_processes_unless_the_user_did(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")
-    tune_malloc()
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.environ['MALLOC_MMAP_"
-                            "THRESHOLD_'], os.environ['MALLOC_TRIM_THRESHOLD_'])"],
-                           capture_output=True, text=True, check=True).stdout.split()
-    assert child == [MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"], "12345"]
