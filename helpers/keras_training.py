@@ -181,8 +181,8 @@ def _fit_phase(model: keras.Model, data: KerasData, phase: Phase, profile: Profi
     # BackupAndRestore sets this to the epoch it restored, and Keras (3.15) never clears it:
     # the next phase's fit would start at that epoch.
     model._initial_epoch = None
-    model.fit(train, validation_data=data.batches["val"], epochs=phase.epochs, verbose=2,
-              callbacks=callbacks, shuffle=False)
+    model.fit(train.dataset, validation_data=data.batches["val"].dataset, epochs=phase.epochs,
+              verbose=2, callbacks=callbacks, shuffle=False)
     _write_json({"rows": recorder.rows}, done)
     return recorder.rows
 
@@ -254,7 +254,7 @@ def predict_split(model: keras.Model, data: KerasData, split: str) -> pd.DataFra
     """path, label_id, probability for every image of ``split`` (the evaluation module's
     input)."""
     arrays = data.arrays[split]
-    probability = model.predict(data.batches[split], verbose=0).ravel().astype(np.float64)
+    probability = model.predict(data.batches[split].dataset, verbose=0).ravel().astype(np.float64)
     return pd.DataFrame({"path": arrays.paths, "label_id": arrays.labels,
                          "probability": probability})
 

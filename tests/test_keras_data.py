@@ -22,17 +22,23 @@ def toy_arrays(n: int = 20) -> SplitArrays:
     return SplitArrays(images, np.arange(n) % 2, [f"img{i}.png" for i in range(n)])
 
 
-def whole_epoch(batches: EpochBatches, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+def epoch_parts(batches: EpochBatches, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What ``fit`` and ``predict`` read from the dataset once ``epoch`` has begun."""
     batches.set_epoch(epoch)
-    parts = [batches[i] for i in range(len(batches))]
+    return list(batches.dataset.as_numpy_iterator())
+
+
+def whole_epoch(batches: EpochBatches, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    parts = epoch_parts(batches, epoch)
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
 def test_unshuffled_batches_are_the_grey_images_in_order() -> None:
     arrays = toy_arrays()
     batches = EpochBatches(arrays, 8, seed=0, shuffle=False)
-    assert [len(batches[i][1]) for i in range(len(batches))] == [8, 8, 4]
-    x, y = batches[0]
+    parts = epoch_parts(batches, 0)
+    assert len(batches) == 3 and [len(y) for _, y in parts] == [8, 8, 4]
+    x, y = parts[0]
     assert x.dtype == "float32" and x.shape == (8, 16, 16, 1) and y.shape == (8, 1)
     images, labels = whole_epoch(batches, 3)
     np.testing.assert_array_equal(images[..., 0], arrays.images.astype(np.float32))
