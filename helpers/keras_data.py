@@ -32,8 +32,8 @@ class EpochBatches:
     ``shuffle`` (training): a fresh order every epoch and a last incomplete batch dropped,
     so BatchNorm never sees a single image. Not a ``keras.utils.PyDataset``: Keras feeds
     one through ``tf.data.Dataset.from_generator``, and a Python function inside the
-    pipeline doubled the step time of ResNet50 on 2 cores (4.7 against 2.4 s per step of
-    32 images at 64 px); slicing a variable costs nothing.
+    pipeline doubled the step time of ResNet50 on one 2-core machine (4.7 against 2.4 s
+    per step of 32 images at 64 px; 8% on another); slicing a variable costs nothing.
     """
 
     def __init__(self, arrays: SplitArrays, batch_size: int, *, seed: int, shuffle: bool,
