@@ -43,8 +43,9 @@ class EpochBatches:
         self.set_epoch(0)
         ends = np.cumsum([len(idx) for idx, _ in self.plan])
         self._bounds = np.stack([np.concatenate([[0], ends[:-1]]), ends], axis=1)
-        self._images = tf.Variable(self._epoch_images(), trainable=False)
-        self._labels = tf.Variable(self._epoch_labels(), trainable=False)
+        with tf.device("/CPU:0"):  # tf.data runs on the host: the batches live there too
+            self._images = tf.Variable(self._epoch_images(), trainable=False)
+            self._labels = tf.Variable(self._epoch_labels(), trainable=False)
         self.dataset = tf.data.Dataset.from_tensor_slices(self._bounds).map(self._slice)
 
     def _slice(self, bound: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
