@@ -40,33 +40,31 @@ class EpochBatches:
                  augmentation: Augmentation | None = None) -> None:
         self.arrays, self.batch_size, self.seed = arrays, batch_size, seed
         self.shuffle, self.augmentation = shuffle, augmentation
-        self.set_epoch(0)
-        ends = np.cumsum([len(idx) for idx, _ in self.plan])
-        self._bounds = np.stack([np.concatenate([[0], ends[:-1]]), ends], axis=1)
+        images, labels = self._epoch(0)
+        sizes = np.array([len(idx) for idx, _ in self.plan])
+        bounds = np.stack([np.cumsum(sizes) - sizes, np.cumsum(sizes)], axis=1)
         with tf.device("/CPU:0"):  # tf.data runs on the host: the batches live there too
-            self._images = tf.Variable(self._epoch_images(), trainable=False)
-            self._labels = tf.Variable(self._epoch_labels(), trainable=False)
-        self.dataset = tf.data.Dataset.from_tensor_slices(self._bounds).map(self._slice)
+            self._images = tf.Variable(images, trainable=False)
+            self._labels = tf.Variable(labels, trainable=False)
+        self.dataset = tf.data.Dataset.from_tensor_slices(bounds).map(self._slice)
+
+    def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``epoch``'s batches, concatenated: images (N, s, s, 1) uint8, labels (N, 1)."""
+        self.plan = epoch_batches(len(self.arrays), self.batch_size, seed=self.seed,
+                                  epoch=epoch, shuffle=self.shuffle, drop_last=self.shuffle)
+        images = gather_batches(self.arrays.images, self.plan, self.augmentation)
+        labels = self.arrays.labels[np.concatenate([idx for idx, _ in self.plan])]
+        return images[..., None], labels.astype(np.float32)[:, None]
 
     def _slice(self, bound: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         images = tf.cast(self._images[bound[0]:bound[1]], tf.float32)
         return images, self._labels[bound[0]:bound[1]]
 
-    def _epoch_images(self) -> np.ndarray:
-        return gather_batches(self.arrays.images, self.plan, self.augmentation)[..., None]
-
-    def _epoch_labels(self) -> np.ndarray:
-        return self.arrays.labels[np.concatenate([idx for idx, _ in self.plan])
-                                  ].astype(np.float32)[:, None]
-
     def set_epoch(self, epoch: int) -> None:
         """Compute ``epoch``'s batches; the dataset hands them out from now on."""
-        self.epoch = epoch
-        self.plan = epoch_batches(len(self.arrays), self.batch_size, seed=self.seed,
-                                  epoch=epoch, shuffle=self.shuffle, drop_last=self.shuffle)
-        if hasattr(self, "_images"):
-            self._images.assign(self._epoch_images())
-            self._labels.assign(self._epoch_labels())
+        images, labels = self._epoch(epoch)
+        self._images.assign(images)
+        self._labels.assign(labels)
 
     def __len__(self) -> int:
         return len(self.plan)
