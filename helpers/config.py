@@ -37,8 +37,8 @@ class Profile:
     epochs_finetune: int  # transfer protocol, phase 2: last stage unfrozen
     lr_head: float
     lr_finetune: float
-    patience: int  # EarlyStopping on val_loss (both protocols)
-    lr_patience: int  # ReduceLROnPlateau on val_loss (transfer protocol)
+    patience: int  # EarlyStopping on the monitor (both protocols)
+    lr_patience: int  # ReduceLROnPlateau on the monitor (transfer protocol)
     epochs_scratch: int  # scratch protocol: one phase over the whole network
     lr_scratch: float  # its peak rate (AdamW, linear warm-up, then cosine decay)
     warmup_epochs: float  # scratch protocol: epochs of linear warm-up
@@ -49,6 +49,8 @@ class Profile:
     precision: str = "auto"  # "auto": bfloat16 autocast where the chip has it; "float32"
     keras_eager: bool = False  # Keras without tf.function: for tiny runs, where tracing
     # ResNet50 (about a minute on 2 cores) costs more than the steps it would speed up
+    monitor: str = "val_auc"  # what selects the model (early stopping, best weights, plateau):
+    # "val_auc" (maximised) or "val_loss" (the scenario's own loss, minimised: the thesis)
 
 
 _TRANSFER = {"lr_head": 1e-4, "lr_finetune": 1e-5}  # the thesis' rates
@@ -157,6 +159,12 @@ class Layout:
         """The training rows after RandomOverSampler (scenario ``ros``)."""
         return self.split_csv.with_name(f"{self.dataset}_train_ros.csv")
 
+    def imbalanced_csv(self, imbalance: str, ros: bool = False) -> Path:
+        """The training rows of an imbalance setting other than natural
+        (``helpers.imbalance``), or their oversampled copy (``ros``)."""
+        return self.split_csv.with_name(f"{self.dataset}_train_r{imbalance}"
+                                        f"{'_ros' if ros else ''}.csv")
+
     def processed_dir(self, size: int) -> Path:
         return self.root / "data" / "processed" / self.dataset / f"{size}px"
 
@@ -164,8 +172,10 @@ class Layout:
         """Preprocessed image of ``relpath``: an 8-bit grayscale PNG, original name + .png."""
         return self.processed_dir(size) / f"{relpath}.png"
 
-    def synthetic_dir(self, size: int) -> Path:
-        return self.root / "data" / "synthetic" / self.dataset / f"{size}px"
+    def synthetic_dir(self, size: int, imbalance: str = "natural") -> Path:
+        """The WGAN-GP's set at ``size`` px for an imbalance setting (``<size>px-r10``)."""
+        tail = "" if imbalance == "natural" else f"-r{imbalance}"
+        return self.root / "data" / "synthetic" / self.dataset / f"{size}px{tail}"
 
     def checkpoints(self, run: str) -> Path:
         """A trained run's checkpoints (``run``: a run name, ``helpers.runs.RunSpec.name``)."""

@@ -3,6 +3,7 @@ its own (TensorFlow and torch never share one), on this machine or through submi
 
     python -m helpers.grid --dataset chest_xray --profile cpu --frameworks pytorch
                            [--scenarios baseline,focal] [--seeds 42,43] [--root DIR]
+                           [--imbalance natural,10,30]
                            [--executor local|gpus|submitit-local|slurm] [-p WEIGHTS=none]
 
 A run's state comes from its files alone, so any process (a notebook, a cluster job, a
@@ -38,6 +39,8 @@ from tqdm import tqdm
 from . import evaluation, results
 from .config import PROFILES, Layout, Profile, get_profile, save_json
 from .errors import UserError
+from .imbalance import NATURAL, suffix
+from .imbalance import settings as imbalance_settings
 from .protocols import training_settings
 from .runs import RunSpec
 from .scenarios import SCENARIOS
@@ -58,6 +61,7 @@ class GridJob:
     profile: str
     root: str
     overrides: tuple[tuple[str, Any], ...] = ()  # profile fields, e.g. (("weights", "none"),)
+    imbalance: str = NATURAL  # the training rows' setting (helpers.imbalance)
 
     @property
     def settings(self) -> Profile:
@@ -70,7 +74,8 @@ class GridJob:
     @property
     def spec(self) -> RunSpec:
         return RunSpec.for_profile(self.dataset, self.framework, self.settings,
-                                   scenario=self.scenario, seed=self.seed)
+                                   scenario=self.scenario, seed=self.seed,
+                                   imbalance=self.imbalance)
 
     @property
     def name(self) -> str:
@@ -112,16 +117,20 @@ def _names(given: str | Sequence[str] | None, known: Sequence[str], what: str) -
 def plan_grid(dataset: str, profile: str, *, frameworks: str | Sequence[str],
               scenarios: str | Sequence[str] | None = None,
               seeds: Sequence[int] | None = None, root: str = "",
+              imbalance: str | Sequence[str | float] = NATURAL,
               **overrides: Any) -> list[GridJob]:
-    """The grid's runs, seed by seed (one seed's scenarios all finish before the next seed
-    starts); ``seeds`` default to the profile's, ``overrides`` are profile fields."""
+    """The grid's runs, seed by seed (one seed's runs at every imbalance setting finish
+    before the next seed starts, so a grid cut short still covers every setting);
+    ``seeds`` default to the profile's, ``imbalance`` is one setting or several
+    ("natural,10,30"), ``overrides`` are profile fields."""
     settings = get_profile(profile, **overrides)
     changes = tuple(sorted((k.lower(), v) for k, v in overrides.items() if v is not None))
     frames = _names(frameworks, GRID_FRAMEWORKS, "framework(s)")
     names = _names(scenarios, list(SCENARIOS), "scenario(s)")
-    return [GridJob(dataset, fw, sc, int(seed), profile, str(Layout.of(dataset, root).root),
-                    changes)
-            for seed in (seeds or settings.seeds) for sc in names for fw in frames]
+    root = str(Layout.of(dataset, root).root)
+    return [GridJob(dataset, fw, sc, int(seed), profile, root, changes, ratio)
+            for seed in (seeds or settings.seeds) for ratio in imbalance_settings(imbalance)
+            for sc in names for fw in frames]
 
 
 def _write_status(job: GridJob, **fields: Any) -> dict[str, Any]:
@@ -187,7 +196,7 @@ def job_state(job: GridJob) -> dict[str, Any]:
     end = status.get("ended") or (time.time() if state == "running" else None)
     minutes = (end - status["started"]) / 60 if end and "started" in status else None
     return {"run": job.name, "framework": job.framework, "scenario": job.scenario,
-            "seed": job.seed, "state": state,
+            "seed": job.seed, "imbalance": job.imbalance, "state": state,
             "minutes": round(minutes, 1) if minutes is not None else None,
             "error": status.get("error", "") if state == "failed" else ""}
 
@@ -195,8 +204,8 @@ def job_state(job: GridJob) -> dict[str, Any]:
 def grid_status(jobs: Sequence[GridJob]) -> pd.DataFrame:
     """One row per run: framework, scenario, seed, state, minutes, error."""
     return pd.DataFrame([job_state(j) for j in jobs],
-                        columns=["run", "framework", "scenario", "seed", "state", "minutes",
-                                 "error"])
+                        columns=["run", "framework", "scenario", "seed", "imbalance", "state",
+                                 "minutes", "error"])
 
 
 def summary(status: pd.DataFrame) -> str:
@@ -217,15 +226,17 @@ def metrics_table(jobs: Sequence[GridJob], threshold: str = "threshold_youden") 
     if not done:
         return pd.DataFrame()
     table = evaluation.compare_runs(done, threshold).T
-    keys = pd.DataFrame([(j.framework, j.scenario, j.seed) for j in jobs if j.name in done],
-                        columns=["framework", "scenario", "seed"], index=list(done))
+    keys = pd.DataFrame([(j.framework, j.scenario, j.seed, j.imbalance) for j in jobs
+                         if j.name in done],
+                        columns=["framework", "scenario", "seed", "imbalance"], index=list(done))
     return pd.concat([keys, table], axis=1)
 
 
 def histories(jobs: Sequence[GridJob]) -> dict[str, dict[str, pd.DataFrame]]:
-    """The done runs' training histories, by scenario and then by "framework seed<N>"."""
-    done = pd.DataFrame([(j.scenario, j.framework, j.seed, str(j.layout.results(j.name)))
-                         for j in jobs if _finished(j)],
+    """The done runs' training histories, by scenario and then by "framework seed<N>"
+    ("framework-r10 seed<N>" at an imbalance setting other than natural)."""
+    done = pd.DataFrame([(j.scenario, f"{j.framework}{suffix(j.imbalance)}", j.seed,
+                          str(j.layout.results(j.name))) for j in jobs if _finished(j)],
                         columns=["scenario", "framework", "seed", "results_dir"])
     return results.histories(done)
 
@@ -318,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frameworks", default="pytorch", help="keras, pytorch or both: keras,pytorch")
     parser.add_argument("--scenarios", default="all", help=f"comma-separated, of {', '.join(SCENARIOS)}")
     parser.add_argument("--seeds", default="", help="comma-separated; empty: the profile's seeds")
+    parser.add_argument("--imbalance", default=NATURAL,
+                        help="natural and/or ratios r (minority kept at 1 : r), e.g. natural,10,30")
     parser.add_argument("--root", default="", help="the folder notebooks 01-05 wrote to")
     parser.add_argument("--executor", default="local", choices=EXECUTORS)
     parser.add_argument("--gpus", type=int, default=0, help="GPUs for --executor gpus or slurm")
@@ -337,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()] or None
         jobs = plan_grid(args.dataset, args.profile, frameworks=args.frameworks,
                          scenarios=args.scenarios, seeds=seeds, root=args.root,
-                         **parse_parameters(args.parameter))
+                         imbalance=args.imbalance, **parse_parameters(args.parameter))
         status = run_grid(jobs, executor=args.executor, gpus=args.gpus)
     except (UserError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)

@@ -95,14 +95,15 @@ class KerasData:
 
 
 def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *,
-                  training_data: str = "original",
+                  training_data: str = "original", imbalance: str = "natural",
                   augmentation: Augmentation | None = Augmentation()) -> KerasData:
     """Train (shuffled and augmented with ``seed``), val and test; ``training_data``
-    "ros" takes the oversampled training rows.
+    "ros" takes the oversampled training rows, ``imbalance`` a setting's training rows
+    (``helpers.imbalance``).
 
     ``augmentation=None`` trains on the images as they are.
     """
-    arrays = load_all_arrays(layout, size, training_data)
+    arrays = load_all_arrays(layout, size, training_data, imbalance)
     batches = {s: EpochBatches(a, batch_size, seed=seed, shuffle=s == "train",
                                augmentation=augmentation if s == "train" else None)
                for s, a in arrays.items()}

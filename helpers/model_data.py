@@ -19,10 +19,11 @@ import pandas as pd
 
 from .config import Layout
 from .errors import UserError
+from .imbalance import NATURAL, normalise
 
 SPLITS = ("train", "val", "test")
-HISTORY_COLUMNS = ["epoch", "phase", "loss", "val_loss", "lr", "accuracy", "val_accuracy",
-                   "auc", "val_auc"]  # a training history, either framework (contract)
+HISTORY_COLUMNS = ["epoch", "phase", "loss", "val_loss", "val_bce", "lr", "accuracy",
+                   "val_accuracy", "auc", "val_auc"]  # either framework's history (contract)
 
 
 _BORDERS = {"nearest": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT,
@@ -145,13 +146,23 @@ class SplitArrays:
         return len(self.labels)
 
 
-def read_split_rows(layout: Layout, split: str, ros: bool = False) -> pd.DataFrame:
-    """Rows of one split (``ros``: the oversampled training rows) from the split CSVs."""
+def read_split_rows(layout: Layout, split: str, ros: bool = False,
+                    imbalance: str = NATURAL) -> pd.DataFrame:
+    """Rows of one split from the split CSVs: ``ros`` takes the oversampled training rows,
+    ``imbalance`` (a ratio, ``helpers.imbalance``) the subsampled ones; validation and test
+    are the same at every setting."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    csv = layout.ros_csv if ros else layout.split_csv
     if ros and split != "train":
         raise ValueError("Only the training split is oversampled.")
+    imbalance = normalise(imbalance)
+    if split == "train" and imbalance != NATURAL:
+        csv = layout.imbalanced_csv(imbalance, ros)
+        if not csv.exists():
+            raise UserError(f"No training rows at IMBALANCE {imbalance} ({csv}): run notebook "
+                            f"02 with IMBALANCE including {imbalance} first.")
+    else:
+        csv = layout.ros_csv if ros else layout.split_csv
     if not csv.exists():
         raise UserError(f"No split file at {csv}: run notebook 02 (preprocessing) first.")
     df = pd.read_csv(csv)
@@ -163,9 +174,10 @@ def _read_png(path: str) -> np.ndarray | None:
 
 
 def load_arrays(layout: Layout, split: str, size: int, ros: bool = False,
-               workers: int = 8) -> SplitArrays:
-    """Decode the cached PNGs of one split into memory (threads: OpenCV releases the GIL)."""
-    rows = read_split_rows(layout, split, ros)
+                workers: int = 8, imbalance: str = NATURAL) -> SplitArrays:
+    """Decode the cached PNGs of one split into memory (threads: OpenCV releases the GIL);
+    ``ros`` and ``imbalance`` as in ``read_split_rows``."""
+    rows = read_split_rows(layout, split, ros, imbalance)
     files = [str(layout.cache_path(p, size)) for p in rows["path"]]
     with ThreadPoolExecutor(workers) as pool:
         images = list(pool.map(_read_png, files))
@@ -184,18 +196,20 @@ def load_arrays(layout: Layout, split: str, size: int, ros: bool = False,
 TRAINING_DATA = ("original", "synthetic", "ros")  # the scenarios' training rows
 
 
-def load_all_arrays(layout: Layout, size: int, training_data: str = "original"
-                    ) -> dict[str, SplitArrays]:
+def load_all_arrays(layout: Layout, size: int, training_data: str = "original",
+                    imbalance: str = NATURAL) -> dict[str, SplitArrays]:
     """Every split's arrays. ``training_data``: "original" (the split's training rows),
     "synthetic" (those plus notebook 05's synthetic minority images, which balance them) or
-    "ros" (the oversampled rows). Validation and test are always the real split."""
+    "ros" (the oversampled rows); ``imbalance``: the training rows of that setting
+    (``helpers.imbalance``). Validation and test are always the real split."""
     if training_data not in TRAINING_DATA:
         raise UserError(f"Unknown training data {training_data!r}: use one of {TRAINING_DATA}.")
-    arrays = {s: load_arrays(layout, s, size, ros=training_data == "ros" and s == "train")
+    arrays = {s: load_arrays(layout, s, size, ros=training_data == "ros" and s == "train",
+                             imbalance=imbalance)
               for s in SPLITS}
     if training_data == "synthetic":
         from .synthetic import synthetic_arrays  # deferred: synthetic imports this module
-        extra = synthetic_arrays(layout, size)
+        extra = synthetic_arrays(layout, size, imbalance)
         train = arrays["train"]
         arrays["train"] = SplitArrays(np.concatenate([train.images, extra.images]),
                                       np.concatenate([train.labels, extra.labels]),

@@ -50,10 +50,11 @@ def features(images: np.ndarray, pixels: int = PIXELS) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255
 
 
-def spec(dataset: str, model: str, seed: int = 42) -> RunSpec:
-    """The run of one reference model, e.g. ``sklearn-pixel_logreg-pixels32-seed42``."""
+def spec(dataset: str, model: str, seed: int = 42, imbalance: str = "natural") -> RunSpec:
+    """The run of one reference model, e.g. ``sklearn-pixel_logreg-pixels32-seed42`` (and
+    ``...-r10`` when fitted on an imbalance setting's training rows)."""
     return RunSpec(dataset, "sklearn", scenario=f"pixel_{model}", seed=seed,
-                   protocol=f"pixels{PIXELS}", loss="log_loss")
+                   protocol=f"pixels{PIXELS}", loss="log_loss", imbalance=imbalance)
 
 
 def _predictions(estimator: ClassifierMixin, arrays: SplitArrays) -> pd.DataFrame:
@@ -69,15 +70,16 @@ def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_reference(layout: Layout, size: int, model: str, *, seed: int = 42,
-                  resume: bool = True) -> RunOutcome:
+                  resume: bool = True, imbalance: str = "natural") -> RunOutcome:
     """Fit one reference model on the training split of the ``size`` px cache (the profile's
-    image size), evaluate it and save it as a run; a run that finished with the same
-    settings is read back instead (``resume=False`` fits it again)."""
+    image size; ``imbalance``: that setting's training rows), evaluate it and save it as a
+    run; a run that finished with the same settings is read back instead (``resume=False``
+    fits it again)."""
     if model not in MODELS:
         raise UserError(f"Unknown pixel reference model {model!r}: use one of {list(MODELS)}.")
     description, factory = MODELS[model]
-    run = spec(layout.dataset, model, seed)
-    arrays = load_all_arrays(layout, size, run.training_data)
+    run = spec(layout.dataset, model, seed, imbalance)
+    arrays = load_all_arrays(layout, size, run.training_data, run.imbalance)
     estimator = factory()
     settings = {"model": model, "params": _json_safe(estimator.get_params()), "pixels": PIXELS,
                 "cache_size": size, "train_images": len(arrays["train"])}
@@ -92,10 +94,11 @@ def run_reference(layout: Layout, size: int, model: str, *, seed: int = 42,
                         checkpoint=checkpoint, config={"settings": settings, "model": description})
 
 
-def run_references(layout: Layout, size: int, *, seed: int = 42,
-                   resume: bool = True) -> dict[str, RunOutcome]:
-    """Every reference model's run (keys: the model names)."""
-    return {model: run_reference(layout, size, model, seed=seed, resume=resume)
+def run_references(layout: Layout, size: int, *, seed: int = 42, resume: bool = True,
+                   imbalance: str = "natural") -> dict[str, RunOutcome]:
+    """Every reference model's run (keys: the model names) at an imbalance setting."""
+    return {model: run_reference(layout, size, model, seed=seed, resume=resume,
+                                 imbalance=imbalance)
             for model in MODELS}
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .config import Layout, save_json
 from .errors import UserError
+from .imbalance import NATURAL
 from .model_data import SplitArrays, load_arrays, read_split_rows
 from .preprocessing import write_atomic
 
@@ -48,9 +49,10 @@ class Minority:
         return self.n_majority - self.n_minority
 
 
-def minority_class(layout: Layout) -> Minority:
-    """The class with fewer training images (a tie: the negative class, label_id 0)."""
-    train = read_split_rows(layout, "train")
+def minority_class(layout: Layout, imbalance: str = NATURAL) -> Minority:
+    """The class with fewer training images at an imbalance setting (a tie: the negative
+    class, label_id 0)."""
+    train = read_split_rows(layout, "train", imbalance=imbalance)
     counts = train.groupby(["label_id", "label"]).size()
     if len(counts) != 2:
         raise UserError(f"The training split of {layout.dataset} has {len(counts)} class(es), "
@@ -59,11 +61,12 @@ def minority_class(layout: Layout) -> Minority:
     return Minority(label_min, int(id_min), int(n_min), int(counts.max()))
 
 
-def gan_images(layout: Layout, size: int) -> tuple[SplitArrays, Minority]:
-    """The minority class's training images at ``size`` px (uint8 grey, from the cache):
-    everything the GAN ever sees."""
-    minority = minority_class(layout)
-    train = load_arrays(layout, "train", size)
+def gan_images(layout: Layout, size: int, imbalance: str = NATURAL
+               ) -> tuple[SplitArrays, Minority]:
+    """The minority class's training images at ``size`` px (uint8 grey, from the cache) at
+    an imbalance setting: everything the GAN ever sees."""
+    minority = minority_class(layout, imbalance)
+    train = load_arrays(layout, "train", size, imbalance=imbalance)
     keep = np.flatnonzero(train.labels == minority.label_id)
     if len(keep) < 2:
         raise UserError(f"The minority class {minority.label!r} has {len(keep)} training "
@@ -85,37 +88,38 @@ def _png(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def manifest_paths(layout: Layout, size: int) -> tuple[Path, Path]:
+def manifest_paths(layout: Layout, size: int, imbalance: str = NATURAL) -> tuple[Path, Path]:
     """The manifest CSV and its JSON record of the GAN run that wrote the set."""
-    folder = layout.synthetic_dir(size)
+    folder = layout.synthetic_dir(size, imbalance)
     return folder / "manifest.csv", folder / "manifest.json"
 
 
-def synthetic_set_complete(layout: Layout, size: int, record: dict[str, Any]) -> bool:
+def synthetic_set_complete(layout: Layout, size: int, record: dict[str, Any],
+                           imbalance: str = NATURAL) -> bool:
     """Whether the set on disk was written by this ``record`` (run, seed, iteration, count)
     and every file of its manifest is there: then it is not generated again."""
-    csv, meta = manifest_paths(layout, size)
+    csv, meta = manifest_paths(layout, size, imbalance)
     if not (csv.is_file() and meta.is_file()):
         return False
     if json.loads(meta.read_text()) != json.loads(json.dumps(record)):
         return False
     manifest = pd.read_csv(csv)
-    folder = layout.synthetic_dir(size)
+    folder = layout.synthetic_dir(size, imbalance)
     return len(manifest) == record["count"] and all((folder / f).is_file()
                                                     for f in manifest["file"])
 
 
 def write_synthetic_set(layout: Layout, size: int, batches: Iterable[np.ndarray], *,
                         minority: Minority, seed: int, iteration: int,
-                        record: dict[str, Any]) -> pd.DataFrame:
+                        record: dict[str, Any], imbalance: str = NATURAL) -> pd.DataFrame:
     """Write uint8 images (batches of (B, s, s)) as PNGs and then the manifest (last, so an
     interrupted write is never taken for a complete set); return the manifest.
 
     ``record`` (the GAN run, its settings, ``count``) goes to manifest.json. Old files of
     another set are removed first.
     """
-    folder = layout.synthetic_dir(size)
-    csv, meta = manifest_paths(layout, size)
+    folder = layout.synthetic_dir(size, imbalance)
+    csv, meta = manifest_paths(layout, size, imbalance)
     csv.unlink(missing_ok=True)
     meta.unlink(missing_ok=True)
     for old in folder.glob("*/synthetic_*.png"):
@@ -138,39 +142,43 @@ def write_synthetic_set(layout: Layout, size: int, batches: Iterable[np.ndarray]
     return manifest
 
 
-def read_synthetic(layout: Layout, size: int) -> pd.DataFrame:
+def read_synthetic(layout: Layout, size: int, imbalance: str = NATURAL) -> pd.DataFrame:
     """The synthetic set's manifest (extra training rows of the scenario phase), with each
     image's absolute ``path``; a missing set says which notebook writes it."""
-    csv, _ = manifest_paths(layout, size)
+    csv, _ = manifest_paths(layout, size, imbalance)
     if not csv.is_file():
         raise UserError(f"No synthetic set at {csv.parent}: run notebook 05 (WGAN-GP) with "
-                        f"IMAGE_SIZE={size} first.")
+                        f"IMAGE_SIZE={size} and IMBALANCE including {imbalance} first.")
     manifest = pd.read_csv(csv)
     manifest["path"] = [str(csv.parent / f) for f in manifest["file"]]
     return manifest
 
 
-def synthetic_arrays(layout: Layout, size: int) -> SplitArrays:
-    """The synthetic set as training rows (paths ``synthetic/<file>``), checked against the
-    current training split: it must add exactly the images that balance it."""
-    manifest = read_synthetic(layout, size)
-    minority = minority_class(layout)
+def synthetic_arrays(layout: Layout, size: int, imbalance: str = NATURAL) -> SplitArrays:
+    """The synthetic set of an imbalance setting as training rows (paths
+    ``synthetic/<file>``), checked against that setting's training rows: it must add exactly
+    the images that balance them."""
+    manifest = read_synthetic(layout, size, imbalance)
+    minority = minority_class(layout, imbalance)
     labels = set(manifest["label_id"])
     if len(manifest) != minority.missing or labels - {minority.label_id}:
-        raise UserError(f"The synthetic set at {layout.synthetic_dir(size)} ({len(manifest)} "
-                        f"images) does not balance the current training split ({minority.missing} "
-                        f"{minority.label} images missing): run notebook 05 again.")
-    return SplitArrays(load_synthetic_images(layout, size),
+        raise UserError(f"The synthetic set at {layout.synthetic_dir(size, imbalance)} "
+                        f"({len(manifest)} images) does not balance the current training rows "
+                        f"({minority.missing} {minority.label} images missing): run notebook "
+                        f"05 again.")
+    return SplitArrays(load_synthetic_images(layout, size, imbalance=imbalance),
                        manifest["label_id"].to_numpy(np.int64),
                        [f"synthetic/{f}" for f in manifest["file"]])
 
 
-def load_synthetic_images(layout: Layout, size: int, limit: int | None = None) -> np.ndarray:
+def load_synthetic_images(layout: Layout, size: int, limit: int | None = None,
+                          imbalance: str = NATURAL) -> np.ndarray:
     """The synthetic images (uint8, (N, s, s)) in manifest order, the first ``limit`` only."""
-    paths = read_synthetic(layout, size)["path"][:limit]
+    paths = read_synthetic(layout, size, imbalance)["path"][:limit]
     images = [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in paths]
     if any(img is None for img in images):
-        raise UserError(f"Synthetic images are missing under {layout.synthetic_dir(size)}: "
+        raise UserError(f"Synthetic images are missing under "
+                        f"{layout.synthetic_dir(size, imbalance)}: "
                         f"delete its manifest.csv and run notebook 05 again.")
     return np.stack(images) if images else np.zeros((0, size, size), np.uint8)
 

@@ -134,17 +134,18 @@ class TorchData:
 
 
 def load_datasets(layout: Layout, size: int, batch_size: int, seed: int, *,
-                  training_data: str = "original",
+                  training_data: str = "original", imbalance: str = "natural",
                   augmentation: Augmentation | None = Augmentation(), num_workers: int = 0,
                   device: torch.device | str = "cpu") -> TorchData:
     """Train (shuffled and augmented with ``seed``), val and test; ``training_data``
-    "ros" takes the oversampled training rows.
+    "ros" takes the oversampled training rows, ``imbalance`` a setting's training rows
+    (``helpers.imbalance``).
 
     ``augmentation=None`` trains on the images as they are; ``num_workers`` loader
     processes gather and augment the training batches.
     """
     device = torch.device(device)
-    arrays = load_all_arrays(layout, size, training_data)
+    arrays = load_all_arrays(layout, size, training_data, imbalance)
     batches = {s: make_batches(ImageArrayDataset(a.images, a.labels,
                                                  augmentation if s == "train" else None),
                                batch_size, seed=seed, shuffle=s == "train", device=device,

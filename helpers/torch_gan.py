@@ -31,6 +31,7 @@ from tqdm import tqdm
 from . import plots
 from .config import GanSettings, Layout, Profile, save_json
 from .errors import UserError
+from .imbalance import training_ratio
 from .runs import RunSpec, finished
 from .synthetic import (Minority, gan_images, load_synthetic_images, mosaic, synthetic_set_complete,
                         to_uint8, write_synthetic_set)
@@ -314,9 +315,11 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> tuple[Gene
     return generator.to(device).eval(), int(state["iteration"])
 
 
-def gan_spec(dataset: str, size: int, seed: int) -> RunSpec:
-    """The GAN run's description; its name (``pytorch-wgan_gp-64px-seed42``) names its folders."""
-    return RunSpec(dataset, "pytorch", "wgan_gp", seed, protocol=f"{size}px")
+def gan_spec(dataset: str, size: int, seed: int, imbalance: str = "natural") -> RunSpec:
+    """The GAN run's description; its name (``pytorch-wgan_gp-64px-seed42``, ``...-r10`` at
+    an imbalance setting) names its folders."""
+    return RunSpec(dataset, "pytorch", "wgan_gp", seed, protocol=f"{size}px",
+                   imbalance=imbalance)
 
 
 @dataclass(frozen=True)
@@ -366,18 +369,20 @@ def _figures(run_dir: Path, real: np.ndarray, fake: np.ndarray, metrics: dict[st
 
 
 def run_gan(layout: Layout, profile: Profile, s: GanSettings, *, seed: int = 42,
-            resume: bool = True, device: str | None = None, inception: bool = True
-            ) -> GanOutcome:
-    """The GAN phase, start to end: train on the training split's minority class (resuming
-    an interrupted run), write the synthetic set (n_majority - n_minority images, kept when
-    complete), measure its quality and save the run's results.
+            resume: bool = True, device: str | None = None, inception: bool = True,
+            imbalance: str = "natural") -> GanOutcome:
+    """The GAN phase, start to end: train on the minority class of the training rows at
+    ``imbalance`` (resuming an interrupted run), write that setting's synthetic set
+    (n_majority - n_minority images, kept when complete), measure its quality and save the
+    run's results.
 
     A run that finished with the same settings is read back; only the generator's weights
     are kept once it is done (``checkpoints/<dataset>/runs/<run>/generator.pt``).
     """
     size = profile.image_size
-    spec = gan_spec(layout.dataset, size, seed)
-    arrays, minority = gan_images(layout, size)
+    spec = gan_spec(layout.dataset, size, seed, imbalance)
+    arrays, minority = gan_images(layout, size, spec.imbalance)
+    synthetic_dir = layout.synthetic_dir(size, spec.imbalance)
     if minority.missing < 2:
         raise UserError(f"The training split is balanced or nearly ({minority.n_minority} "
                         f"{minority.label} vs {minority.n_majority}): the GAN would add fewer "
@@ -396,13 +401,14 @@ def run_gan(layout: Layout, profile: Profile, s: GanSettings, *, seed: int = 42,
         generator, iteration = _train(arrays.images, s, spec, layout, seed, torch_device, resume)
     record = {"run": spec.name, "settings": settings, "iteration": iteration,
               "count": minority.missing}
-    if synthetic_set_complete(layout, size, record):
-        print(f"The synthetic set in {layout.synthetic_dir(size)} is complete: kept.")
+    if synthetic_set_complete(layout, size, record, spec.imbalance):
+        print(f"The synthetic set in {synthetic_dir} is complete: kept.")
     else:
         write_synthetic_set(layout, size, _synthetic_batches(generator, seed, minority.missing,
                                                              s.latent),
-                            minority=minority, seed=seed, iteration=iteration, record=record)
-    manifest = pd.read_csv(layout.synthetic_dir(size) / "manifest.csv")
+                            minority=minority, seed=seed, iteration=iteration, record=record,
+                            imbalance=spec.imbalance)
+    manifest = pd.read_csv(synthetic_dir / "manifest.csv")
     if done:
         metrics = json.loads((run_dir / "metrics.json").read_text())
     else:
@@ -418,13 +424,14 @@ def _evaluate(layout: Layout, spec: RunSpec, profile: Profile, s: GanSettings, r
     """Quality metrics and figures; config.json and metrics.json written last (a run with
     both is finished)."""
     run_dir = layout.results(spec.name)
-    fake = load_synthetic_images(layout, real.shape[-1])
+    fake = load_synthetic_images(layout, real.shape[-1], imbalance=spec.imbalance)
     metrics = {"iterations": record["iteration"], "minority": asdict(minority),
                **measure_quality(layout, real, fake, device=device, seed=spec.seed,
                                  inception=inception)}
     _figures(run_dir, real, fake, metrics, spec.seed)
-    save_json({**spec.describe(), "settings": record["settings"], "gan": s, "profile": profile,
-               "synthetic_dir": str(layout.synthetic_dir(real.shape[-1])),
+    save_json({**spec.describe(), "imbalance_ratio": training_ratio(layout, spec.imbalance),
+               "settings": record["settings"], "gan": s, "profile": profile,
+               "synthetic_dir": str(layout.synthetic_dir(real.shape[-1], spec.imbalance)),
                "checkpoint": str(layout.checkpoints(spec.name) / "generator.pt"),
                "device": str(device)}, run_dir / "config.json")
     save_json(metrics, run_dir / "metrics.json")
