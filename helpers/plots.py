@@ -296,25 +296,31 @@ def plot_memorisation(memo: Mapping[str, Any], real: np.ndarray, fake: np.ndarra
 
 
 def plot_history_grid(histories: Mapping[str, Mapping[str, pd.DataFrame]]) -> Figure:
-    """Validation loss per epoch, one panel per scenario (``histories[scenario][run]``), one
-    line per run (framework and seed), the training loss dotted in the same colour. Losses
-    differ in scale between scenarios (focal, weighted, LDAM), so each panel has its own."""
+    """Validation ROC-AUC per epoch (solid, left axis: what selects the model by default),
+    one panel per scenario (``histories[scenario][run]``), one line per run (framework and
+    seed), and the plain validation binary cross-entropy dotted in the same colour (right
+    axis). Both have one scale in every scenario, unlike each scenario's own loss (focal,
+    weighted, LDAM), which the runs' history.csv keeps as val_loss."""
     if not histories:
         return _empty("No finished runs yet: nothing to plot.")
     fig, axes = _panels(len(histories), 4, (3.8, 3.0))
     for ax, (scenario, runs) in zip(axes, histories.items()):
+        bce = ax.twinx()
         for i, (run, history) in enumerate(runs.items()):
             colour = f"C{i}"
-            ax.plot(history["epoch"], history["val_loss"], "-o", color=colour, markersize=3,
+            ax.plot(history["epoch"], history["val_auc"], "-o", color=colour, markersize=3,
                     label=run)
-            ax.plot(history["epoch"], history["loss"], ":", color=colour)
+            if "val_bce" in history:  # histories written before val_bce have none
+                bce.plot(history["epoch"], history["val_bce"], ":", color=colour)
         ax.set_title(scenario)
-        ax.set_xlabel("epoch")
+        ax.set(xlabel="epoch", ylabel="validation ROC-AUC")
+        bce.set_ylabel("validation BCE")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="x-small")
     for ax in axes[len(histories):]:
         ax.set_axis_off()
-    fig.suptitle("Validation loss (solid) and training loss (dotted) per scenario")
+    fig.suptitle("Validation ROC-AUC (solid, left; selects the model) and validation "
+                 "binary cross-entropy (dotted, right) per scenario")
     return fig
 
 
@@ -405,3 +411,38 @@ def plot_real_vs_synthetic(real: np.ndarray, fake: np.ndarray, n: int = 8, seed:
                                                       replace=False)]
             for name, images in (("real", real), ("synthetic", fake))}
     return plot_image_grid(grid, title)
+
+
+def plot_gain_by_ratio(table: pd.DataFrame, metrics: Sequence[str], title: str) -> Figure:
+    """Gain over the baseline against the imbalance ratio: one panel per metric, one line per
+    scenario with its 95% CI as error bars, a dotted line at 0 (``table`` rows: imbalance,
+    imbalance_ratio, scenario, metric, gain, gain_low, gain_high, in display units). The
+    ratio is on a log axis at its real value; a setting whose ratio was not recorded is left
+    out, and the title says so."""
+    known = table.dropna(subset=["imbalance_ratio"])
+    settings = known.drop_duplicates("imbalance")
+    scenarios = list(dict.fromkeys(known["scenario"]))
+    fig, axes = _panels(len(metrics), 3, (4.2, 3.4))
+    for ax, metric in zip(axes, metrics):
+        for i, scenario in enumerate(scenarios):
+            rows = known[(known["metric"] == metric) & (known["scenario"] == scenario)]
+            nudge = 1.04 ** (i - (len(scenarios) - 1) / 2)  # scenarios side by side
+            ax.errorbar(rows["imbalance_ratio"] * nudge, rows["gain"], fmt="-o", capsize=3,
+                        yerr=[rows["gain"] - rows["gain_low"], rows["gain_high"] - rows["gain"]],
+                        color=f"C{i}", markersize=4, label=scenario)
+        ax.axhline(0, color="grey", linestyle=":")
+        ax.set_xscale("log")
+        ax.set_xticks(settings["imbalance_ratio"], [  # the setting's name where not its ratio
+            f"{r:.3g}" if f"{r:.3g}" == i else f"{r:.3g}\n{i}"
+            for i, r in zip(settings["imbalance"], settings["imbalance_ratio"])])
+        ax.minorticks_off()
+        ax.set(title=metric.replace("_", " "), xlabel="training majority:minority",
+               ylabel="gain (points)")
+    if scenarios:
+        axes[0].legend(fontsize="small")
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    left_out = [i for i in dict.fromkeys(table["imbalance"]) if i not in set(known["imbalance"])]
+    fig.suptitle(title + (f"\n{', '.join(left_out)} left out: training ratio not recorded"
+                          if left_out else ""))
+    return fig

@@ -2,20 +2,26 @@
 
 - ``transfer`` (pretrained weights): the thesis' two phases. Phase 1 trains the head on a
   frozen backbone (Adam ``lr_head``); phase 2 fine-tunes the last stage with BatchNorm
-  frozen (Adam ``lr_finetune``); ReduceLROnPlateau on val_loss in each.
+  frozen (Adam ``lr_finetune``); ReduceLROnPlateau on the monitor in each.
 - ``scratch`` (``WEIGHTS=none``): one phase over the whole network, AdamW at
   ``lr_scratch`` with decoupled weight decay, a linear warm-up over ``warmup_epochs``
   and a cosine decay to 1% of the peak, stepped every batch. A frozen random backbone
   would feed the head noise, and transfer rates (1e-4, then 1e-5) are far too low for
   random weights.
 
-Both stop early on val_loss (``patience``) and keep the best weights on validation. The
-Keras and the PyTorch training follow the same list of phases and the same schedule.
+Both select the model by one rule, the profile's ``monitor``, in every scenario and both
+frameworks: early stopping (``patience``), the best weights over all phases and the plateau
+schedule follow it. ``"val_auc"`` (the default, maximised) is the validation ROC-AUC,
+threshold-free and the same scale whatever the loss; ``"val_loss"`` (minimised) is the
+scenario's own validation loss, the thesis' rule. A NaN value (a diverged run) never
+counts as an improvement. The Keras and the PyTorch training follow the same list of
+phases and the same schedule.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ from .errors import UserError
 PLATEAU_MIN_LR = 1e-7  # ReduceLROnPlateau's floor (transfer protocol)
 WARMUP_START = 0.04  # the warm-up starts at 4% of the peak rate (one-cycle's 1/25)
 FINAL_FRACTION = 0.01  # the cosine ends at 1% of the peak rate
+MONITORS = {"val_auc": "max", "val_loss": "min"}  # what selects the model -> its direction
 
 
 def is_pretrained(weights: str) -> bool:
@@ -50,7 +57,7 @@ class Phase:
     lr: float
     optimizer: str  # "adam" or "adamw"
     weight_decay: float
-    schedule: str  # "plateau" (ReduceLROnPlateau on val_loss) or "warmup_cosine" (per step)
+    schedule: str  # "plateau" (ReduceLROnPlateau on the monitor) or "warmup_cosine" (per step)
     warmup_epochs: float = 0.0
 
     def describe(self) -> str:
@@ -82,13 +89,44 @@ def training_plan(profile: Profile) -> list[Phase]:
         raise UserError("The protocol has no epochs to train: set EPOCHS_SCRATCH (weights none) "
                         "or EPOCHS_HEAD / EPOCHS_FINETUNE (pretrained) above 0.")
     print(f"Protocol {protocol_for(profile.weights)}: "
-          + "; ".join(p.describe() for p in planned) + ".")
+          + "; ".join(p.describe() for p in planned) + f"; model selected on {profile.monitor}.")
     return planned
+
+
+def monitor_mode(profile: Profile) -> tuple[str, str]:
+    """The profile's monitor and its mode ("max" or "min"); an unknown one is a UserError."""
+    if profile.monitor not in MONITORS:
+        raise UserError(f"Unknown MONITOR {profile.monitor!r}: use 'val_auc' (validation "
+                        f"ROC-AUC, the default) or 'val_loss' (the scenario's own loss, as in "
+                        f"the thesis).")
+    return profile.monitor, MONITORS[profile.monitor]
+
+
+def improves(value: float, best: float, mode: str) -> bool:
+    """Whether ``value`` beats ``best`` in the direction ``mode``; NaN never does."""
+    return value > best if mode == "max" else value < best
+
+
+def best_value(values: Iterable[float], mode: str) -> float:
+    """The best of ``values`` in the direction ``mode``, NaN left out; without any, the
+    worst value (-inf for "max", inf for "min"), which every number improves on."""
+    best = -math.inf if mode == "max" else math.inf
+    for value in values:
+        if improves(value, best, mode):
+            best = value
+    return best
+
+
+def best_epoch_of(history: pd.DataFrame, monitor: str, mode: str) -> int:
+    """The epoch with the best ``monitor`` (the first of equal ones, NaN left out): the
+    epoch whose weights the best-weights checkpoint holds."""
+    values = history[monitor]
+    return int(history.loc[values.idxmax() if mode == "max" else values.idxmin(), "epoch"])
 
 
 _SETTINGS = ("weights", "image_size", "batch_size", "epochs_head", "epochs_finetune", "lr_head",
              "lr_finetune", "patience", "lr_patience", "epochs_scratch", "lr_scratch",
-             "warmup_epochs", "weight_decay", "precision")
+             "warmup_epochs", "weight_decay", "precision", "monitor")
 
 
 def training_settings(profile: Profile, *, seed: int, loss: str, train_images: int
@@ -122,18 +160,21 @@ def warmup_cosine_lr(step: int, phase: Phase, steps_per_epoch: int) -> float:
 
 
 def require_best_weights(best_weights: Path) -> None:
-    """Stop with a sentence when training kept no best weights: every validation loss was
-    NaN (a diverged run), so there is no model to evaluate."""
+    """Stop with a sentence when training kept no best weights: the monitor (validation
+    ROC-AUC or loss) was NaN in every epoch (a diverged run), so there is no model to
+    evaluate."""
     if not best_weights.exists():
-        raise UserError(f"Training diverged (the validation loss was NaN in every epoch), so "
-                        f"there are no best weights in {best_weights.parent}: lower the learning "
-                        f"rate (LR_SCRATCH, or LR_HEAD / LR_FINETUNE) and pass RESUME=False.")
+        raise UserError(f"Training diverged (the validation monitor, ROC-AUC or loss, was NaN "
+                        f"in every epoch), so there are no best weights in {best_weights.parent}:"
+                        f" lower the learning rate (LR_SCRATCH, or LR_HEAD / LR_FINETUNE) and "
+                        f"pass RESUME=False.")
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """What training returns in either framework: the best model on validation (ready to
-    predict), the history, the protocol that ran and the best weights' file."""
+    predict), the history, the protocol that ran, the best weights' file and the monitor
+    that chose them (``MONITORS``)."""
 
     model: Any  # a keras.Model or a torch ResNet50Classifier
     history: pd.DataFrame
@@ -141,10 +182,14 @@ class TrainResult:
     checkpoint: Path
     protocol: str
     phases: tuple[Phase, ...]
+    monitor: str
 
     def config(self) -> dict[str, Any]:
-        """What the run's config.json records about training."""
+        """What the run's config.json records about training (``best_value``: the monitor's
+        value at the best epoch)."""
         best = self.history.set_index("epoch").loc[self.best_epoch]
         return {"protocol": self.protocol, "phases": [p.describe() for p in self.phases],
+                "monitor": self.monitor, "monitor_mode": MONITORS[self.monitor],
                 "best_epoch": self.best_epoch, "best_phase": int(best["phase"]),
-                "best_val_loss": float(best["val_loss"]), "checkpoint": str(self.checkpoint)}
+                "best_value": float(best[self.monitor]), "best_val_loss": float(best["val_loss"]),
+                "best_val_auc": float(best["val_auc"]), "checkpoint": str(self.checkpoint)}

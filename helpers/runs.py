@@ -18,6 +18,7 @@ import pandas as pd
 from . import evaluation
 from .config import Layout, Profile
 from .errors import UserError
+from .imbalance import NATURAL, normalise, suffix, training_ratio
 from .model_data import TRAINING_DATA
 from .protocols import protocol_for
 from .scenarios import get_scenario
@@ -36,8 +37,10 @@ class RunSpec:
     training_data: str = "original"
     loss: str = "bce"  # helpers.scenarios' loss kinds; "log_loss" for sklearn
     protocol: str = "scratch"  # "scratch" or "transfer" (protocol_for); for sklearn, its input
+    imbalance: str = NATURAL  # the training rows' setting (helpers.imbalance): "natural", "10"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "imbalance", normalise(self.imbalance))
         if self.framework not in FRAMEWORKS:
             raise UserError(f"Unknown framework {self.framework!r}: use one of {FRAMEWORKS}.")
         if self.training_data not in TRAINING_DATA:
@@ -46,17 +49,21 @@ class RunSpec:
 
     @classmethod
     def for_profile(cls, dataset: str, framework: str, profile: Profile, *,
-                    scenario: str = "baseline", seed: int = 42) -> "RunSpec":
+                    scenario: str = "baseline", seed: int = 42,
+                    imbalance: str = NATURAL) -> "RunSpec":
         """The description of a run of ``scenario`` (its training rows and loss from
-        ``helpers.scenarios``) trained with ``profile`` (its weights decide the protocol)."""
+        ``helpers.scenarios``) trained with ``profile`` (its weights decide the protocol) at
+        an imbalance setting."""
         recipe = get_scenario(scenario)
         return cls(dataset, framework, scenario, seed, recipe.training_data, recipe.loss,
-                   protocol_for(profile.weights))
+                   protocol_for(profile.weights), imbalance)
 
     @property
     def name(self) -> str:
-        """The folder name, e.g. ``pytorch-baseline-scratch-seed42``."""
-        return f"{self.framework}-{self.scenario}-{self.protocol}-seed{self.seed}"
+        """The folder name, e.g. ``pytorch-baseline-scratch-seed42``; a setting other than
+        natural ends it (``...-seed42-r10``)."""
+        return (f"{self.framework}-{self.scenario}-{self.protocol}-seed{self.seed}"
+                f"{suffix(self.imbalance)}")
 
     def describe(self) -> dict[str, Any]:
         """The description as config.json records it (``run`` is the name)."""
@@ -110,7 +117,8 @@ def save_outcome(layout: Layout, spec: RunSpec, *, test: pd.DataFrame, val: pd.D
     """Evaluate and write a run's results; config.json gets the run description, the split's
     classes and ``config`` (the profile, the training settings, what the trainer reports)."""
     split = json.loads(layout.split_config.read_text())
-    full = {**spec.describe(), "classes": split["classes"],
+    full = {**spec.describe(), "imbalance_ratio": training_ratio(layout, spec.imbalance),
+            "classes": split["classes"],
             "positive_class": split["positive_class"], "split_protocol": split.get("protocol"),
             **config, "checkpoint": str(checkpoint)}
     run_dir = layout.results(spec.name)
@@ -120,15 +128,22 @@ def save_outcome(layout: Layout, spec: RunSpec, *, test: pd.DataFrame, val: pd.D
 
 
 def best_run(layout: Layout, framework: str, scenario: str = "baseline", *,
-             image_size: int | None = None) -> Path | None:
-    """The results folder of the finished run of ``framework`` and ``scenario`` (at
-    ``image_size`` px if given) with the lowest best validation loss, or None: chosen on
-    validation, never on test."""
+             image_size: int | None = None, imbalance: str = NATURAL) -> Path | None:
+    """The results folder of the finished run of ``framework`` and ``scenario`` at an
+    imbalance setting (at ``image_size`` px if given) that is best on validation by the
+    monitor it recorded, or None: chosen on validation, never on test. Runs selected on
+    val_auc rank by the highest best value, before runs selected on val_loss (those that
+    record no monitor are older ones), which rank by the lowest: the two scales cannot be
+    compared."""
     found = []
     for config_path in layout.runs_dir.glob(f"{framework}-{scenario}-*/config.json"):
         config = json.loads(config_path.read_text())
         size = config.get("profile", {}).get("image_size")
-        if (config_path.parent / "metrics.json").is_file() and "best_val_loss" in config \
-                and image_size in (None, size) and Path(config["checkpoint"]).is_file():
-            found.append((config["best_val_loss"], config_path.parent.name, config_path.parent))
-    return min(found)[2] if found else None
+        value = config.get("best_value", config.get("best_val_loss"))
+        if (config_path.parent / "metrics.json").is_file() and value is not None \
+                and image_size in (None, size) and Path(config["checkpoint"]).is_file() \
+                and normalise(config.get("imbalance")) == normalise(imbalance):
+            by_auc = config.get("monitor", "val_loss") == "val_auc"
+            found.append((not by_auc, -value if by_auc else value, config_path.parent.name,
+                          config_path.parent))
+    return min(found)[3] if found else None

@@ -4,8 +4,9 @@
 The phases come from ``helpers.protocols``: one phase over the whole network with AdamW
 and a per-step warm-up + cosine schedule (scratch), or the thesis' two phases with Adam and
 ReduceLROnPlateau (transfer). Every phase has a fresh optimiser, schedule and early stopping
-on val_loss; phase 2 starts from phase 1's best weights, and the run ends with the best
-weights on validation over all phases (``best.pt``, weights only). ``last.pt`` holds
+on the profile's monitor (``protocols.monitor_mode``: val_auc or val_loss); phase 2 starts
+from phase 1's best weights, and the run ends with the weights of the best epoch by the
+monitor over all phases (``best.pt``, weights only). ``last.pt`` holds
 everything needed to continue after the last finished epoch; the loaders need no state,
 because each epoch's batches depend on (seed, epoch) alone.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
@@ -28,9 +30,9 @@ from tqdm import tqdm
 
 from .config import Layout, Profile
 from .model_data import HISTORY_COLUMNS, row_counts
-from .protocols import (PLATEAU_MIN_LR, Phase, TrainResult, is_pretrained, protocol_for,
-                        require_best_weights, training_plan, training_settings,
-                        warmup_cosine_lr)
+from .protocols import (PLATEAU_MIN_LR, Phase, TrainResult, best_value, improves,
+                        is_pretrained, monitor_mode, protocol_for, require_best_weights,
+                        training_plan, training_settings, warmup_cosine_lr)
 from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
 from .scenarios import class_counts
 from .torch_checkpoints import (load_checkpoint, resume_checkpoint, rng_state, save_checkpoint,
@@ -44,16 +46,22 @@ from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure
 
 @dataclass
 class EarlyStopping:
-    """Keras ``EarlyStopping(val_loss, min_delta=0)``: stop after ``patience`` epochs
-    without improvement."""
+    """Keras ``EarlyStopping(monitor, mode=mode, min_delta=0)``: stop after ``patience``
+    epochs without improvement in the direction ``mode`` ("max" or "min"); NaN is none."""
 
     patience: int
-    best: float = math.inf
+    mode: str
+    best: float
     wait: int = 0
 
-    def update(self, val_loss: float) -> None:
-        if val_loss < self.best:
-            self.best, self.wait = val_loss, 0
+    @classmethod
+    def start(cls, patience: int, mode: str) -> "EarlyStopping":
+        """A stopper that has seen nothing: its best is the mode's worst value."""
+        return cls(patience, mode, best_value((), mode))
+
+    def update(self, value: float) -> None:
+        if improves(value, self.best, self.mode):
+            self.best, self.wait = value, 0
         else:
             self.wait += 1
 
@@ -73,13 +81,14 @@ def _metrics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
 
 
 def _scheduler(opt: torch.optim.Optimizer, phase: Phase, profile: Profile,
-               steps_per_epoch: int) -> LRScheduler | ReduceLROnPlateau:
-    """Per step warm-up + cosine (``protocols.warmup_cosine_lr``), or ReduceLROnPlateau."""
+               steps_per_epoch: int, mode: str) -> LRScheduler | ReduceLROnPlateau:
+    """Per step warm-up + cosine (``protocols.warmup_cosine_lr``), or ReduceLROnPlateau on
+    the monitor (``mode``: its direction)."""
     if phase.schedule == "warmup_cosine":
         return LambdaLR(opt, lambda step: warmup_cosine_lr(step, phase, steps_per_epoch) / phase.lr)
     # Keras reduces after `patience` bad epochs, torch after more than `patience`;
-    # Keras' min_delta 1e-4 is an absolute threshold.
-    return ReduceLROnPlateau(opt, factor=0.5, patience=profile.lr_patience - 1,
+    # Keras' min_delta 1e-4 is an absolute threshold (in either mode).
+    return ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=profile.lr_patience - 1,
                              threshold=1e-4, threshold_mode="abs", min_lr=PLATEAU_MIN_LR)
 
 
@@ -94,10 +103,11 @@ class _Phase:
 
     @classmethod
     def start(cls, params: list[nn.Parameter], phase: Phase, profile: Profile,
-              device: torch.device, steps_per_epoch: int) -> "_Phase":
+              device: torch.device, steps_per_epoch: int, mode: str) -> "_Phase":
         opt = optimizer(params, phase, device)
-        return cls(opt, _scheduler(opt, phase, profile, steps_per_epoch),
-                   grad_scaler(device, amp_dtype(device, profile)), EarlyStopping(profile.patience))
+        return cls(opt, _scheduler(opt, phase, profile, steps_per_epoch, mode),
+                   grad_scaler(device, amp_dtype(device, profile)),
+                   EarlyStopping.start(profile.patience, mode))
 
     @property
     def per_step(self) -> bool:
@@ -136,19 +146,23 @@ def _fit_epoch(model: ResNet50Classifier, data: TorchData, state: _Phase, loss_f
         val_accuracy, val_auc = _metrics(val_logits, val_labels)
         row = {"epoch": epoch, "phase": phase,
                "loss": float(torch.stack(losses).sum()) / sum(len(y) for y in labels),
-               "val_loss": float(loss_fn(val_logits, val_labels)), "lr": lr,
+               "val_loss": float(loss_fn(val_logits, val_labels)),
+               "val_bce": float(F.binary_cross_entropy_with_logits(val_logits, val_labels)),
+               "lr": lr,
                "accuracy": accuracy, "val_accuracy": val_accuracy, "auc": auc, "val_auc": val_auc}
         bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "val_loss", "val_auc", "lr")})
     return row
 
 
 def _enter_phase(model: ResNet50Classifier, phase: Phase, profile: Profile, directory: Path,
-                 resumed: dict[str, Any] | None, steps_per_epoch: int) -> tuple[_Phase, int]:
-    """The phase's state and its epochs done: fresh, with a later phase starting from the
-    best weights so far, or, resuming inside this phase, the weights, states and RNGs of
-    last.pt."""
+                 resumed: dict[str, Any] | None, steps_per_epoch: int, mode: str
+                 ) -> tuple[_Phase, int]:
+    """The phase's state (stopper and plateau in the monitor's direction ``mode``) and its
+    epochs done: fresh, with a later phase starting from the best weights so far, or,
+    resuming inside this phase, the weights, states and RNGs of last.pt."""
     device = next(model.parameters()).device
-    state = _Phase.start(configure_phase(model, phase), phase, profile, device, steps_per_epoch)
+    state = _Phase.start(configure_phase(model, phase), phase, profile, device, steps_per_epoch,
+                         mode)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         state.load_state_dict(resumed)
@@ -166,8 +180,10 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
 
     ``loss`` defaults to BCEWithLogitsLoss; ``resume`` continues from ``last.pt`` in
     ``checkpoint_dir`` when there is one (False starts afresh); ``on_epoch_end`` gets each
-    epoch's history row after its checkpoint is written.
+    epoch's history row after its checkpoint is written. The profile's monitor chooses the
+    weights kept, stops early and, on a plateau schedule, lowers the rate.
     """
+    monitor, mode = monitor_mode(profile)
     planned = training_plan(profile)
     directory = Path(checkpoint_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -190,16 +206,17 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     for phase in planned:
         if resumed and resumed["phase"] > phase.number:
             continue
-        state, done = _enter_phase(model, phase, profile, directory, resumed, steps)
+        state, done = _enter_phase(model, phase, profile, directory, resumed, steps, mode)
         resumed = None
         while done < phase.epochs and not state.stopper.stop:
             row = _fit_epoch(model, data, state, loss_fn, len(history) + 1, phase.number, amp)
-            if row["val_loss"] < min((r["val_loss"] for r in history), default=math.inf):
-                save_checkpoint({"model": model.state_dict(), "epoch": row["epoch"]}, directory / "best.pt")
+            if improves(row[monitor], best_value((r[monitor] for r in history), mode), mode):
+                save_checkpoint({"model": model.state_dict(), "epoch": row["epoch"]},
+                                directory / "best.pt")
             history.append(row)
             if not state.per_step:
-                state.scheduler.step(row["val_loss"])
-            state.stopper.update(row["val_loss"])
+                state.scheduler.step(row[monitor])
+            state.stopper.update(row[monitor])
             done += 1
             save_checkpoint({"settings": settings, "phase": phase.number, "phase_epochs": done,
                    "history": history, "model": model.state_dict(), "rng": rng_state(),
@@ -212,7 +229,7 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     model.eval()
     history_frame = pd.DataFrame(history, columns=HISTORY_COLUMNS)
     return TrainResult(model, history_frame, best["epoch"], directory / "best.pt",
-                       protocol_for(profile.weights), tuple(planned))
+                       protocol_for(profile.weights), tuple(planned), monitor)
 
 
 def predict_split(model: nn.Module, data: TorchData, split: str) -> pd.DataFrame:
@@ -237,7 +254,8 @@ def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
     check_protocol(spec, profile, "pytorch")
     torch_device = pick_device(device)
     data = load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
-                         training_data=spec.training_data, num_workers=profile.num_workers,
+                         training_data=spec.training_data,
+                         imbalance=spec.imbalance, num_workers=profile.num_workers,
                          device=torch_device)
     loss_fn = loss if loss is not None else make_loss(spec.scenario,
                                                       class_counts(data.arrays["train"].labels))

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from helpers.config import Layout, Profile, get_profile
 from helpers.errors import UserError
@@ -89,7 +90,10 @@ def test_scratch_protocol_is_one_phase_on_the_warmup_cosine_schedule(
         assert "optimizer" not in kept and "layers" in kept  # weights only
     assert {p.name for p in scratch_run.checkpoint.parent.iterdir()} == {BEST, "phase1",
                                                                          "settings.json"}
-    assert scratch_run.best_epoch == history.loc[history["val_loss"].idxmin(), "epoch"]
+    assert scratch_run.best_epoch == history.loc[history["val_auc"].idxmax(), "epoch"]
+    assert (config["monitor"], config["monitor_mode"]) == ("val_auc", "max")
+    assert config["best_value"] == config["best_val_auc"] == history["val_auc"].max()
+    assert history["val_bce"].tolist() == pytest.approx(history["val_loss"].tolist(), rel=1e-5)
 
 
 def test_transfer_protocol_trains_two_phases(transfer_run: TrainResult,
@@ -110,11 +114,21 @@ def test_keras_schedule_is_the_reference_formula_at_every_step() -> None:
     assert got == pytest.approx([warmup_cosine_lr(s, phase, 7) for s in range(35)], rel=1e-5)
 
 
+def assert_kept_epoch_reproduced(result: TrainResult, data: KerasData) -> None:
+    """The returned (best) weights predict the validation BCE and ROC-AUC of the best epoch
+    (Keras' at its thresholds, which may tie one close positive-negative pair: half a pair
+    off on 16 images)."""
+    labels = data.arrays["val"].labels
+    prob = predict_split(result.model, data, "val")["probability"].to_numpy()
+    best = result.history.set_index("epoch").loc[result.best_epoch]
+    pair = 1 / (labels.sum() * (len(labels) - labels.sum()))
+    assert roc_auc_score(labels, prob) == pytest.approx(best["val_auc"], abs=pair / 2 + 1e-6)
+    bce = keras.losses.BinaryCrossentropy()(labels.astype(np.float32)[:, None], prob[:, None])
+    assert float(bce) == pytest.approx(best["val_bce"], rel=1e-4)
+
+
 def test_kept_model_is_the_best_on_validation(scratch_run: TrainResult, data: KerasData) -> None:
-    labels = data.arrays["val"].labels.astype(np.float32)[:, None]
-    prob = predict_split(scratch_run.model, data, "val")["probability"].to_numpy()[:, None]
-    val_loss = float(keras.losses.BinaryCrossentropy()(labels, prob))
-    assert val_loss == pytest.approx(scratch_run.history["val_loss"].min(), rel=2e-2)
+    assert_kept_epoch_reproduced(scratch_run, data)
 
 
 @pytest.mark.parametrize("protocol, stops", [("scratch", (1,)), ("transfer", (1, 2))])
@@ -188,3 +202,49 @@ def test_diverged_run_stops_with_a_sentence(data: KerasData, tmp_path: Path) -> 
     with pytest.raises(UserError, match="diverged.*LR_SCRATCH"):
         train(data, get_profile("smoke", epochs_scratch=1), seed=42, checkpoint_dir=tmp_path,
               loss=NaNLoss())
+
+
+class FallingLoss(keras.losses.Loss):
+    """A scenario loss that misleads a selection by it: BCE against the flipped labels
+    (training inverts the ranking, so the validation ROC-AUC falls) minus 1000 per call
+    (so the validation loss falls at every epoch, whatever the model; the smoke profile
+    runs eagerly, so every batch calls it)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="falling")
+        self.calls = 0
+
+    def call(self, y_true, y_pred):  # noqa: ANN001, ANN201 (Keras' signature)
+        self.calls += 1
+        return keras.losses.binary_crossentropy(1 - y_true, y_pred) - 1000.0 * self.calls
+
+
+def falling_run(data: KerasData, tmp_path: Path, monitor: str) -> TrainResult:
+    """Two epochs under ``FallingLoss``, the model selected on ``monitor``."""
+    profile = get_profile("smoke", epochs_scratch=2, patience=3, monitor=monitor)
+    return train(data, profile, seed=42, checkpoint_dir=tmp_path, loss=FallingLoss())
+
+
+def test_kept_weights_are_the_best_by_validation_roc_auc_not_by_the_loss(
+        data: KerasData, tmp_path: Path) -> None:
+    result = falling_run(data, tmp_path, "val_auc")
+    history = result.history.set_index("epoch")
+    assert history["val_loss"].idxmin() != history["val_auc"].idxmax()
+    assert result.best_epoch == history["val_auc"].idxmax()
+    assert_kept_epoch_reproduced(result, data)
+    assert result.config()["best_value"] == history["val_auc"].max()
+
+
+def test_monitor_val_loss_keeps_the_thesis_rule(data: KerasData, tmp_path: Path) -> None:
+    result = falling_run(data, tmp_path, "val_loss")
+    history = result.history.set_index("epoch")
+    assert result.best_epoch == history["val_loss"].idxmin() != history["val_auc"].idxmax()
+    assert_kept_epoch_reproduced(result, data)
+    config = result.config()
+    assert (config["monitor"], config["monitor_mode"]) == ("val_loss", "min")
+    assert config["best_value"] == config["best_val_loss"] == history["val_loss"].min()
+
+
+def test_unknown_monitor_is_a_user_error(data: KerasData, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="val_auc"):
+        train(data, get_profile("smoke", monitor="val_f1"), seed=42, checkpoint_dir=tmp_path)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from helpers.config import get_profile
-from helpers.protocols import (FINAL_FRACTION, WARMUP_START, phases, protocol_for,
+from helpers.errors import UserError
+from helpers.protocols import (FINAL_FRACTION, WARMUP_START, TrainResult, best_epoch_of,
+                               best_value, improves, monitor_mode, phases, protocol_for,
                                training_settings, warmup_cosine_lr, warmup_steps)
 
 
@@ -60,3 +64,36 @@ def test_settings_name_what_decides_a_result() -> None:
     other = training_settings(get_profile("cpu", weights="none", lr_scratch=1e-3), seed=3,
                               loss="bce", train_images=100)
     assert other != settings
+
+
+def test_monitor_is_checked_and_part_of_the_settings() -> None:
+    assert monitor_mode(get_profile("cpu")) == ("val_auc", "max")
+    assert monitor_mode(get_profile("cpu", monitor="val_loss")) == ("val_loss", "min")
+    with pytest.raises(UserError, match="'val_auc'.*'val_loss'"):
+        monitor_mode(get_profile("cpu", monitor="val_f1"))
+    settings = training_settings(get_profile("cpu"), seed=3, loss="bce", train_images=100)
+    assert settings["monitor"] == "val_auc"
+    assert training_settings(get_profile("cpu", monitor="val_loss"), seed=3, loss="bce",
+                             train_images=100) != settings
+
+
+def test_best_follows_the_monitors_direction_and_never_nan() -> None:
+    nan = math.nan
+    assert best_value([0.6, nan, 0.8, 0.7], "max") == 0.8
+    assert best_value([0.6, nan, 0.8, 0.7], "min") == 0.6
+    assert best_value([nan], "max") == -math.inf and best_value([], "min") == math.inf
+    assert improves(0.7, 0.6, "max") and not improves(0.7, 0.6, "min")
+    assert not improves(nan, -math.inf, "max") and not improves(nan, math.inf, "min")
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_auc": [0.6, 0.9, nan, 0.9],
+                            "val_loss": [0.5, 0.4, 0.3, nan]})
+    assert best_epoch_of(history, "val_auc", "max") == 2  # the first of equals
+    assert best_epoch_of(history, "val_loss", "min") == 3
+
+
+def test_config_records_the_monitor_and_its_best_value() -> None:
+    history = pd.DataFrame({"epoch": [1, 2], "phase": [1, 1], "val_loss": [0.5, 0.3],
+                            "val_auc": [0.8, 0.7]})
+    config = TrainResult(None, history, 1, Path("best.pt"), "scratch", (), "val_auc").config()
+    assert (config["monitor"], config["monitor_mode"], config["best_value"]) == (
+        "val_auc", "max", 0.8)
+    assert (config["best_val_auc"], config["best_val_loss"]) == (0.8, 0.5)

@@ -6,7 +6,7 @@ import pytest
 
 from helpers.config import Layout, get_profile, save_json
 from helpers.errors import UserError
-from helpers.runs import RunSpec, check_protocol, finished
+from helpers.runs import RunSpec, best_run, check_protocol, finished
 
 
 def test_name_holds_framework_scenario_protocol_and_seed() -> None:
@@ -58,3 +58,29 @@ def test_finished_means_results_with_the_same_settings(tmp_path) -> None:
     save_json({}, run_dir / "metrics.json")
     assert finished(layout, spec, settings)
     assert not finished(layout, spec, {**settings, "lr_scratch": 0.001})
+
+
+def _finished_run(layout: Layout, name: str, **config: object) -> None:
+    folder = layout.results(name)
+    folder.mkdir(parents=True)
+    checkpoint = layout.checkpoints(name) / "best.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights")
+    save_json({"checkpoint": str(checkpoint), "profile": {"image_size": 32}, **config},
+              folder / "config.json")
+    save_json({}, folder / "metrics.json")
+
+
+def test_best_run_follows_each_runs_monitor_and_its_imbalance(tmp_path) -> None:
+    layout = Layout.of("chest_xray", tmp_path)
+    _finished_run(layout, "pytorch-baseline-scratch-seed1", best_val_loss=0.1)  # before monitors
+    _finished_run(layout, "pytorch-baseline-scratch-seed2", monitor="val_auc", best_value=0.80,
+                  best_val_loss=0.9)
+    _finished_run(layout, "pytorch-baseline-scratch-seed3", monitor="val_auc", best_value=0.90,
+                  best_val_loss=2.0)
+    _finished_run(layout, "pytorch-baseline-scratch-seed4-r10", monitor="val_auc",
+                  best_value=0.99, imbalance="10")
+    assert best_run(layout, "pytorch").name == "pytorch-baseline-scratch-seed3"  # highest AUC
+    assert best_run(layout, "pytorch", imbalance=10).name == "pytorch-baseline-scratch-seed4-r10"
+    assert best_run(layout, "pytorch", image_size=64) is None
+    assert best_run(layout, "keras") is None

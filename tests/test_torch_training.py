@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 from torch import nn
 from torchvision.models import resnet50
 
@@ -20,6 +22,7 @@ from helpers.model_data import HISTORY_COLUMNS
 from helpers.protocols import TrainResult, phases, warmup_cosine_lr
 from helpers.runs import RunSpec
 from helpers.torch_data import TorchData, load_datasets
+from helpers.torch_models import predict_logits
 from helpers.torch_training import predict_split, run_training, train
 
 pytestmark = pytest.mark.torch
@@ -92,7 +95,10 @@ def test_scratch_protocol_is_one_phase_on_the_warmup_cosine_schedule(
     assert scratch_run.checkpoint.name == "best.pt"
     assert {p.name for p in scratch_run.checkpoint.parent.iterdir()} == {"best.pt", "last.pt"}
     assert not scratch_run.model.training
-    assert scratch_run.best_epoch == history.loc[history["val_loss"].idxmin(), "epoch"]
+    assert scratch_run.best_epoch == history.loc[history["val_auc"].idxmax(), "epoch"]
+    assert (config["monitor"], config["monitor_mode"]) == ("val_auc", "max")
+    assert config["best_value"] == config["best_val_auc"] == history["val_auc"].max()
+    assert history["val_bce"].tolist() == pytest.approx(history["val_loss"].tolist(), rel=1e-6)
 
 
 def test_transfer_protocol_trains_two_phases(transfer_run: TrainResult,
@@ -177,3 +183,58 @@ def test_diverged_run_stops_with_a_sentence(data: TorchData, tmp_path: Path) -> 
     with pytest.raises(UserError, match="diverged.*LR_SCRATCH"):
         train(data, get_profile("smoke", epochs_scratch=1), seed=42, checkpoint_dir=tmp_path,
               loss=NaNLoss())
+
+
+class FallingLoss(nn.Module):
+    """A scenario loss that misleads a selection by it: BCE against the flipped labels
+    (training inverts the ranking, so the validation ROC-AUC falls) minus 1000 per call
+    (so the validation loss falls at every epoch, whatever the model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return F.binary_cross_entropy_with_logits(logits, 1 - labels) - 1000.0 * self.calls
+
+
+def falling_run(data: TorchData, tmp_path: Path, monitor: str) -> TrainResult:
+    """Two epochs under ``FallingLoss``, the model selected on ``monitor``."""
+    profile = get_profile("smoke", epochs_scratch=2, patience=3, monitor=monitor)
+    return train(data, profile, seed=42, checkpoint_dir=tmp_path, loss=FallingLoss())
+
+
+def assert_kept_epoch_reproduced(result: TrainResult, data: TorchData) -> None:
+    """The returned (best) weights predict the validation ROC-AUC and BCE of the best epoch."""
+    logits, labels = predict_logits(result.model, data.batches["val"].epoch(), None)
+    best = result.history.set_index("epoch").loc[result.best_epoch]
+    assert roc_auc_score(labels.numpy(), logits.numpy()) == pytest.approx(best["val_auc"],
+                                                                          abs=1e-9)
+    assert float(F.binary_cross_entropy_with_logits(logits, labels)) == pytest.approx(
+        best["val_bce"], rel=1e-6)
+
+
+def test_kept_weights_are_the_best_by_validation_roc_auc_not_by_the_loss(
+        data: TorchData, tmp_path: Path) -> None:
+    result = falling_run(data, tmp_path, "val_auc")
+    history = result.history.set_index("epoch")
+    assert history["val_loss"].idxmin() != history["val_auc"].idxmax()
+    assert result.best_epoch == history["val_auc"].idxmax()
+    assert_kept_epoch_reproduced(result, data)
+    assert result.config()["best_value"] == history["val_auc"].max()
+
+
+def test_monitor_val_loss_keeps_the_thesis_rule(data: TorchData, tmp_path: Path) -> None:
+    result = falling_run(data, tmp_path, "val_loss")
+    history = result.history.set_index("epoch")
+    assert result.best_epoch == history["val_loss"].idxmin() != history["val_auc"].idxmax()
+    assert_kept_epoch_reproduced(result, data)
+    config = result.config()
+    assert (config["monitor"], config["monitor_mode"]) == ("val_loss", "min")
+    assert config["best_value"] == config["best_val_loss"] == history["val_loss"].min()
+
+
+def test_unknown_monitor_is_a_user_error(data: TorchData, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="val_auc"):
+        train(data, get_profile("smoke", monitor="val_f1"), seed=42, checkpoint_dir=tmp_path)
