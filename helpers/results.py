@@ -4,7 +4,9 @@ predictions of chosen runs aligned image by image.
 Notebook 07 reads through this module only; it trains nothing. A run folder
 (``results/<dataset>/runs/<run>/``) holds ``config.json`` and ``metrics.json`` (and, for a
 classifier, ``predictions.csv``); the WGAN-GP run of notebook 05 is a run too, with its
-quality measures instead of test metrics.
+quality measures instead of test metrics. A run's imbalance setting (``imbalance`` in its
+config: "natural", or the ratio its training minority was subsampled to) is a key; runs
+older than the imbalance sweep are "natural".
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from .config import Layout
 from .errors import UserError
 from . import evaluation
 from .evaluation import SCALAR_METRICS, THRESHOLDS
+from .imbalance import NATURAL, normalise
 
 KEYS = ["run", "kind", "framework", "scenario", "protocol", "seed", "split_protocol",
-        "training_data", "loss"]
+        "training_data", "loss", "imbalance"]
 KINDS = ("classifier", "reference", "gan")  # a model of 03/04/06, the pixel reference, the GAN
 GAN_MEASURES = ("frechet_distance", "kid_mean", "precision", "recall", "two_sample_auc")
 PREFIXES = {"threshold_0.5": "t05", "threshold_youden": "youden"}  # column prefix per threshold
@@ -44,7 +47,13 @@ def _row(run_dir: Path) -> dict[str, Any] | None:
     config, metrics = json.loads(config_path.read_text()), json.loads(metrics_path.read_text())
     kind = _kind(config, metrics)
     row: dict[str, Any] = {k: config.get(k) for k in KEYS[2:]}
+    try:
+        row["imbalance"] = normalise(config.get("imbalance"))
+    except UserError as error:
+        raise UserError(f"{run_dir.name}/config.json: {error}") from None
+    ratio = config.get("imbalance_ratio")
     row.update(run=run_dir.name, kind=kind, results_dir=str(run_dir),
+               imbalance_ratio=float("nan") if ratio is None else float(ratio),
                image_size=config.get("profile", {}).get("image_size"),
                best_epoch=config.get("best_epoch"))
     if kind == "gan":
@@ -62,10 +71,12 @@ def _row(run_dir: Path) -> dict[str, Any] | None:
 
 
 def read_runs(layout: Layout) -> pd.DataFrame:
-    """Every finished run of the data set, one row each: its description (``KEYS``), kind,
-    folder, image size, best epoch; for a classifier or reference its test metrics at 0.5
-    (``t05_<metric>``) and at the validation Youden threshold (``youden_<metric>``); for the
-    GAN its quality measures (synthetic, and ``<measure>_real`` for the real-halves floor)."""
+    """Every finished run of the data set, one row each: its description (``KEYS``; the
+    imbalance setting as ``imbalance.normalise`` writes it), kind, folder, ``imbalance_ratio``
+    (the training split's n_majority / n_minority, NaN for old runs), image size, best
+    epoch; for a classifier or reference its test metrics at 0.5 (``t05_<metric>``) and at
+    the validation Youden threshold (``youden_<metric>``); for the GAN its quality measures
+    (synthetic, and ``<measure>_real`` for the real-halves floor)."""
     if not layout.runs_dir.is_dir():
         raise UserError(f"No runs in {layout.runs_dir}: run notebooks 03-06 with this ROOT first.")
     rows = [row for d in sorted(layout.runs_dir.iterdir()) if d.is_dir() and (row := _row(d))]
@@ -113,11 +124,15 @@ def aligned_test(runs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def select(runs: pd.DataFrame, *, kind: str = "classifier", framework: str | None = None,
-           scenarios: Sequence[str] | None = None) -> pd.DataFrame:
-    """The rows of one kind (and framework, scenarios), sorted by scenario order and seed."""
+           scenarios: Sequence[str] | None = None, imbalance: str | None = None
+           ) -> pd.DataFrame:
+    """The rows of one kind (and framework, scenarios, imbalance setting), sorted by
+    scenario order and seed."""
     out = runs[runs["kind"] == kind]
     if framework is not None:
         out = out[out["framework"] == framework]
+    if imbalance is not None:
+        out = out[out["imbalance"] == imbalance]
     if scenarios is not None:
         out = out[out["scenario"].isin(scenarios)]
         order = {s: i for i, s in enumerate(scenarios)}

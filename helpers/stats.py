@@ -9,6 +9,8 @@ image is predicted positive when ``prob >= threshold`` (as in ``helpers.evaluati
 - ``mcnemar_exact``: exact McNemar test of the paired correctness at a threshold.
 - ``delong_test`` / ``delong_ci``: DeLong's test and CI of ROC-AUCs (Sun & Xu 2014).
 - ``holm``: Holm's correction across a family of tests.
+- ``minimum_detectable_difference`` / ``images_needed``: the power of a comparison: the
+  smallest true difference its test detects, and the test images a target difference needs.
 
 Invalid input is a UserError; a metric undefined for a resample is NaN.
 """
@@ -29,7 +31,7 @@ from .evaluation import SCALAR_METRICS
 
 METRICS = SCALAR_METRICS
 BOOT_COLUMNS = ["a", "a_low", "a_high", "b", "b_low", "b_high", "diff", "diff_low", "diff_high",
-                "p_boot"]
+                "diff_se", "mdd", "p_boot"]
 
 
 def _labels(y: Any) -> np.ndarray:
@@ -194,6 +196,15 @@ def _interval(values: np.ndarray, level: float) -> np.ndarray:
     return out
 
 
+def _spread(values: np.ndarray) -> np.ndarray:
+    """Standard deviation over the replicates per metric, ignoring undefined ones; NaN where
+    fewer than two are defined."""
+    out = np.full(values.shape[1], np.nan)
+    ok = (~np.isnan(values)).sum(axis=0) >= 2
+    out[ok] = np.nanstd(values[:, ok], axis=0, ddof=1)
+    return out
+
+
 def _p_boot(diff: np.ndarray) -> np.ndarray:
     """Two-sided bootstrap p-value of diff = 0 per metric: 2 * min(share <= 0, share >= 0)."""
     valid = ~np.isnan(diff)
@@ -216,7 +227,9 @@ def paired_bootstrap(y: Any, probs_a: Any, probs_b: Any, thresholds_a: Any, thre
     undefined (e.g. precision with nothing predicted positive) is left out of its interval.
 
     Returns one row per metric (index) with columns a, a_low, a_high, b, b_low, b_high,
-    diff, diff_low, diff_high and p_boot (two-sided bootstrap p-value of diff = 0).
+    diff, diff_low, diff_high, diff_se (standard deviation of the replicates of B - A), mdd
+    (``minimum_detectable_difference(diff_se)``) and p_boot (two-sided bootstrap p-value of
+    diff = 0).
     """
     y = _labels(y)
     _check_level(level)
@@ -227,8 +240,10 @@ def paired_bootstrap(y: Any, probs_a: Any, probs_b: Any, thresholds_a: Any, thre
     point_a, point_b = _seed_mean(y, pa, cuts_a, None)[0], _seed_mean(y, pb, cuts_b, None)[0]
     boot_a, boot_b = _seed_mean(y, pa, cuts_a, idx), _seed_mean(y, pb, cuts_b, idx)
     diff = boot_b - boot_a
+    se = _spread(diff)
     columns = [point_a, *_interval(boot_a, level), point_b, *_interval(boot_b, level),
-               point_b - point_a, *_interval(diff, level), _p_boot(diff)]
+               point_b - point_a, *_interval(diff, level), se,
+               minimum_detectable_difference(se), _p_boot(diff)]
     return pd.DataFrame(dict(zip(BOOT_COLUMNS, columns)), index=pd.Index(METRICS, name="metric"))
 
 
@@ -306,3 +321,30 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     if ok.any():
         out[ok] = multipletests(p[ok], method="holm")[1]
     return out
+
+
+def minimum_detectable_difference(se: Any, alpha: float = 0.05, power: float = 0.80) -> Any:
+    """The smallest true difference a two-sided test at level ``alpha`` detects with
+    probability ``power``, given the standard error ``se`` of the estimated difference:
+    (z_{1 - alpha/2} + z_{power}) * se, about 2.80 * se at the defaults. NaN stays NaN;
+    an array gives an array."""
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise UserError(f"alpha and power must be between 0 and 1, e.g. 0.05 and 0.80 (got "
+                        f"{alpha} and {power}).")
+    arr = np.asarray(se, dtype=float)
+    if (arr < 0).any():
+        raise UserError(f"se must be a standard error, 0 or more (got {arr.min():g}).")
+    return (sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) * arr[()]
+
+
+def images_needed(n: int, mdd: Any, target: Any) -> Any:
+    """Test images that would bring the minimum detectable difference ``mdd`` of a test on
+    ``n`` images down to ``target`` at the same variance per image (the standard error
+    scales as 1 / sqrt(n)): n * (mdd / target)^2, rounded up. NaN stays NaN."""
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise UserError(f"n must be the number of test images, a positive integer (got {n}).")
+    mdd, target = np.asarray(mdd, dtype=float), np.asarray(target, dtype=float)
+    if (mdd < 0).any() or (target <= 0).any():
+        raise UserError("mdd must be 0 or more and target above 0 (a difference to detect, in "
+                        "the units of mdd).")
+    return np.ceil(n * (mdd / target) ** 2)[()]

@@ -3,6 +3,7 @@ run folders written by the training path's own results writer."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import comparison, results
+from helpers import comparison, results, stats
 from helpers.config import Layout
 from helpers.errors import UserError
 from test_results import write_run
@@ -24,19 +25,24 @@ def scores(y: np.ndarray, separation: float, rng: np.random.Generator) -> np.nda
 
 
 def grid(tmp_path: Path, separations: dict[str, float], *, n: int = 1200, seeds=(1, 2),
-         split_protocol: str = "random") -> pd.DataFrame:
-    """A data set root with one run per scenario and seed, its scores as strong as given."""
+         split_protocol: str = "random", imbalance: str | float | None = None,
+         imbalance_ratio: float | None = None) -> pd.DataFrame:
+    """A data set root with one run per scenario and seed, its scores as strong as given; at
+    an ``imbalance`` other than natural the runs are named ``-r<ratio>`` (None: old runs
+    without the imbalance keys). Every call on one root adds to the same test images."""
     layout = Layout.of("toy", tmp_path)
     y = (np.arange(n) % 3 != 0).astype(int)  # two in three positive
+    tag = "" if imbalance in (None, "natural") else f"-r{imbalance}"
+    keys = {"imbalance": imbalance, "imbalance_ratio": imbalance_ratio}
     for scenario, separation in separations.items():
         for seed in seeds:
             rng = np.random.default_rng(seed * 100 + len(scenario))
-            write_run(layout, f"pytorch-{scenario}-scratch-seed{seed}", y,
+            write_run(layout, f"pytorch-{scenario}-scratch-seed{seed}{tag}", y,
                       scores(y, separation, rng), scenario=scenario, seed=seed,
-                      split_protocol=split_protocol)
-    write_run(layout, "sklearn-pixel_logreg-pixels32-seed42", y,
+                      split_protocol=split_protocol, **keys)
+    write_run(layout, f"sklearn-pixel_logreg-pixels32-seed42{tag}", y,
               scores(y, 2.0, np.random.default_rng(7)), framework="sklearn",
-              scenario="pixel_logreg", split_protocol=split_protocol)
+              scenario="pixel_logreg", split_protocol=split_protocol, **keys)
     return results.read_runs(layout)
 
 
@@ -51,7 +57,8 @@ def test_a_clearly_better_scenario_wins_and_a_copy_of_the_baseline_does_not(
     assert set(tests.index) == {(s, k) for s in ("wgan", "ros") for k in ("1", "2", "pooled")}
     assert tests.loc[("wgan", "pooled"), "delong_p"] < 1e-6
     assert (tests["delong_p_holm"] >= tests["delong_p"]).all()
-    verdicts = report.tables["hypotheses"][0].set_index("hypothesis")["verdict"]
+    verdicts = report.tables["hypotheses"][0].query("metric == 'accuracy'")
+    verdicts = verdicts.set_index("hypothesis")["verdict"]
     assert verdicts["H1: wgan gains >= 3 points"] == "supported"
     assert verdicts["H1: ros gains >= 3 points"] == "not supported"
     assert verdicts["WGAN-GP (wgan) is the best scenario"] == "supported"
@@ -74,12 +81,48 @@ def test_findings_are_generated_from_the_numbers(tmp_path: Path) -> None:
     gain = boot.loc[("wgan", "accuracy"), "diff"] * 100
     assert f"{gain:+.2f} points against the baseline" in strong.findings
     assert "pixel logistic regression" in strong.findings
+    verdicts = strong.tables["hypotheses"][0].set_index(["metric", "hypothesis"])
+    h1 = verdicts.loc[("accuracy", "H1: wgan gains >= 3 points")]
+    assert h1["verdict"] == "supported" and pd.isna(h1["images_needed"])
+    assert (f"**supported** (accuracy, {h1['estimate']:+.2f} points, 95% CI {h1['ci_low']:+.2f} "
+            f"to {h1['ci_high']:+.2f}); the smallest difference this test set resolves with 80% "
+            f"power is {h1['mdd']:.2f} points.") in strong.findings
+
+
+def test_every_difference_has_its_mdd_and_an_undecided_verdict_says_what_would_resolve_it(
+        tmp_path: Path) -> None:
+    # 150 test images and one seed: far too few to resolve 3 points of accuracy
+    runs = grid(tmp_path, {"baseline": 1.0, "wgan": 1.4}, n=150, seeds=(1,))
+    report = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT)
+    boot = report.tables["bootstrap"][0]
+    assert list(boot.columns) == ["scenario", "versus", "metric", *stats.BOOT_COLUMNS]
+    np.testing.assert_allclose(boot["mdd"], stats.minimum_detectable_difference(boot["diff_se"]))
+    accuracy = boot.set_index(["scenario", "metric"]).loc[("wgan", "accuracy")]
+    table = report.tables["thesis_table"][0]
+    assert table.loc["wgan", "accuracy MDD (points)"] == f"{accuracy['mdd'] * 100:.2f}"
+    assert table.loc["baseline", "roc_auc MDD (points)"] == "-"
+    assert (report.tables["paired_tests"][0]["auc_mdd"] > 0).all()
+    verdicts = report.tables["hypotheses"][0]
+    assert list(dict.fromkeys(verdicts["metric"])) == ["accuracy", "balanced_accuracy"]
+    h1 = verdicts.set_index(["metric", "hypothesis"]).loc[
+        ("accuracy", "H1: wgan gains >= 3 points")]
+    assert h1["verdict"] == "undecided" and h1["mdd"] == pytest.approx(accuracy["mdd"] * 100)
+    assert h1["mdd"] > comparison.H1_GAIN and not h1["resolvable"]
+    assert h1["images_needed"] == math.ceil(150 * (h1["mdd"] / comparison.H1_GAIN) ** 2)
+    assert (f"**undecided** (accuracy, {h1['estimate']:+.2f} points, 95% CI {h1['ci_low']:+.2f} "
+            f"to {h1['ci_high']:+.2f}); the smallest difference this test set resolves with 80% "
+            f"power is {h1['mdd']:.2f} points, above the hypothesised 3; about "
+            f"{h1['images_needed']:,.0f} test images would be needed at the observed variance."
+            ) in report.findings
+    balanced = comparison.compare_framework(runs, "pytorch", metric="balanced_accuracy",
+                                            n_boot=N_BOOT).tables["hypotheses"][0]
+    assert set(balanced["metric"]) == {"balanced_accuracy"}
 
 
 def test_redundancy_of_focal_next_to_wgan(tmp_path: Path) -> None:
     runs = grid(tmp_path, {"baseline": 1.0, "wgan": 3.0, "wgan_focal": 3.0})
     verdicts = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT).tables["hypotheses"][0]
-    row = verdicts.set_index("hypothesis").loc[
+    row = verdicts.query("metric == 'accuracy'").set_index("hypothesis").loc[
         "WGAN-GP + focal (wgan_focal) is redundant next to wgan"]
     assert row["verdict"] in ("supported", "undecided")
     assert row["verdict"] == ("supported" if row["ci_high"] < 1.0 else "undecided")
@@ -116,11 +159,43 @@ def test_reference_rows_name_their_source_and_the_literature_only_on_the_officia
     assert official["source"].str.contains("Kermany et al. 2018").any()
 
 
+def test_each_imbalance_ratio_is_compared_on_its_own_runs(tmp_path: Path) -> None:
+    grid(tmp_path, {"baseline": 2.0, "wgan": 2.0}, n=600)  # old runs: natural, no keys
+    runs = grid(tmp_path, {"baseline": 1.0, "wgan": 3.0}, n=600, seeds=(3,), imbalance=10,
+                imbalance_ratio=10.0)
+    assert comparison.plan(runs, thresholds="youden") == [
+        ("pytorch", "threshold_youden", "natural"), ("pytorch", "threshold_youden", "10")]
+    natural = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT)
+    ten = comparison.compare_framework(runs, "pytorch", imbalance="10", n_boot=N_BOOT)
+    assert {g.seeds for g in natural.comparison.groups.values()} == {(1, 2)}
+    assert {g.seeds for g in ten.comparison.groups.values()} == {(3,)}
+    assert np.isnan(natural.comparison.imbalance_ratio) and ten.comparison.imbalance_ratio == 10
+    for report, tag in ((natural, ""), (ten, "-r10")):
+        baseline = runs[runs["run"].str.fullmatch(rf"pytorch-baseline-scratch-seed\d{tag}")]
+        boot = report.tables["bootstrap"][0].query("metric == 'roc_auc'")
+        assert boot["a"].iloc[0] == pytest.approx(baseline["youden_roc_auc"].mean(), rel=1e-12)
+        assert report.tables["seed_summary"][0]["seeds"].tolist() == [len(baseline)] * 2
+        assert report.tables["references"][0]["source"].str.contains("pixel_logreg").sum() == 1
+    assert ("# Findings: pytorch, each run's Youden threshold on its validation images, "
+            "imbalance ratio 10 (training majority:minority 10.00:1)") in ten.findings
+    assert "natural imbalance (training majority:minority not recorded)" in natural.findings
+    out = tmp_path / "out"
+    assert {p.name for p in comparison.write_report(natural, out)} >= {
+        "pytorch_youden_bootstrap.csv", "pytorch_youden_thesis_table.tex", "pytorch_youden_roc.png"}
+    assert {p.name for p in comparison.write_report(ten, out)} >= {
+        "pytorch_youden_r10_bootstrap.csv", "pytorch_youden_r10_thesis_table.tex",
+        "pytorch_youden_r10_roc.png"}
+    with pytest.raises(UserError, match="No finished pytorch baseline run at imbalance ratio 30"):
+        comparison.load_comparison(runs, "pytorch", imbalance="30")
+
+
 def test_plan_and_missing_baseline_say_what_to_do(tmp_path: Path) -> None:
     runs = grid(tmp_path, {"baseline": 1.0, "ros": 1.0})
-    assert comparison.plan(runs) == [("pytorch", "threshold_youden"), ("pytorch", "threshold_0.5")]
+    assert comparison.plan(runs) == [("pytorch", "threshold_youden", "natural"),
+                                     ("pytorch", "threshold_0.5", "natural")]
     with pytest.raises(UserError, match="THRESHOLDS"):
         comparison.plan(runs, thresholds="median")
+    assert comparison.plan(runs, "keras", "youden") == [("keras", "threshold_youden", "natural")]
     with pytest.raises(UserError, match="No finished keras baseline run: run notebook 03"):
         comparison.load_comparison(runs, "keras")
 

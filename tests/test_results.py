@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import results
+from helpers.imbalance import order as imbalance_order
 from helpers.config import Layout, save_json
 from helpers.errors import UserError
 from helpers.evaluation import save_run_results
@@ -17,17 +18,23 @@ from helpers.evaluation import save_run_results
 
 def write_run(layout: Layout, name: str, y: np.ndarray, prob: np.ndarray, *,
               framework: str = "pytorch", scenario: str = "baseline", seed: int = 42,
-              split_protocol: str = "random", paths: list[str] | None = None) -> Path:
-    """A run folder as the training path writes it (save_run_results on given predictions)."""
+              split_protocol: str = "random", paths: list[str] | None = None,
+              imbalance: str | float | None = None, imbalance_ratio: float | None = None
+              ) -> Path:
+    """A run folder as the training path writes it (save_run_results on given predictions);
+    ``imbalance`` and ``imbalance_ratio`` go to config.json when given (None: an old run)."""
     paths = paths or [f"test/img{i:04d}.png" for i in range(len(y))]
     test = pd.DataFrame({"path": paths, "label_id": y, "probability": prob})
     val = test.assign(path=[f"val/{p}" for p in paths])
     history = pd.DataFrame({"epoch": [1, 2], "phase": 1, "loss": [0.7, 0.5],
-                            "val_loss": [0.6, 0.55]})
+                            "val_loss": [0.6, 0.55], "val_bce": [0.6, 0.55],
+                            "val_auc": [0.8, 0.85]})
     config = {"run": name, "framework": framework, "scenario": scenario, "seed": seed,
               "protocol": "scratch", "split_protocol": split_protocol, "training_data": "original",
               "loss": "bce", "classes": {"well": 0, "sick": 1}, "profile": {"image_size": 32},
               "best_epoch": 2}
+    config.update({k: v for k, v in (("imbalance", imbalance),
+                                     ("imbalance_ratio", imbalance_ratio)) if v is not None})
     run_dir = layout.results(name)
     save_run_results(run_dir, test=test, val=val, history=history, config=config)
     return run_dir
@@ -90,3 +97,31 @@ def test_predictions_align_by_image_and_other_splits_stop(layout: Layout) -> Non
 def test_an_empty_results_folder_says_which_notebooks_to_run(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="notebooks 03-06"):
         results.read_runs(Layout.of("toy", tmp_path))
+
+
+def test_old_runs_are_natural_and_the_imbalance_is_one_string(layout: Layout) -> None:
+    y = np.array([0] * 20 + [1] * 30)
+    for imbalance, name in ((10, "r10"), (30.0, "r30"), (12.5, "r12.5"), ("natural", "new")):
+        write_run(layout, f"pytorch-ros-scratch-seed1-{name}", y, np.full(50, 0.5),
+                  scenario="ros", imbalance=imbalance,
+                  imbalance_ratio=2.7 if imbalance == "natural" else float(imbalance))
+    runs = results.read_runs(layout).set_index("run")
+    assert results.KEYS[results.KEYS.index("loss") + 1] == "imbalance"
+    old = runs.loc[["pytorch-baseline-scratch-seed1", "sklearn-pixel_logreg-pixels32-seed42",
+                    "pytorch-wgan_gp-32px-seed42"]]
+    assert (old["imbalance"] == "natural").all() and old["imbalance_ratio"].isna().all()
+    new = runs.loc[[f"pytorch-ros-scratch-seed1-{n}" for n in ("r10", "r30", "r12.5", "new")]]
+    assert new["imbalance"].tolist() == ["10", "30", "12.5", "natural"]
+    assert new["imbalance_ratio"].tolist() == [10.0, 30.0, 12.5, 2.7]
+    assert sorted(runs["imbalance"].unique(), key=imbalance_order) == [
+        "natural", "10", "12.5", "30"]
+    ten = results.select(runs.reset_index(), framework="pytorch", imbalance="10")
+    assert ten["run"].tolist() == ["pytorch-ros-scratch-seed1-r10"]
+
+
+@pytest.mark.parametrize("value", ["ten", -3, True, float("inf")])
+def test_a_bad_imbalance_names_the_run(layout: Layout, value: object) -> None:
+    write_run(layout, "pytorch-ros-scratch-seed1-bad", np.array([0, 1]), np.array([0.2, 0.8]),
+              scenario="ros", imbalance=value)
+    with pytest.raises(UserError, match="pytorch-ros-scratch-seed1-bad/config.json: IMBALANCE"):
+        results.read_runs(layout)

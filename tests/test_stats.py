@@ -3,6 +3,8 @@ simulations with a known truth; bad input."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -141,8 +143,10 @@ def test_paired_bootstrap_identical_models_and_seed_means() -> None:
     same = stats.paired_bootstrap(y, probs_a, probs_a, [0.4, 0.5, 0.6], [0.4, 0.5, 0.6],
                                   n_boot=200)
     assert list(same.columns) == stats.BOOT_COLUMNS and list(same.index) == list(stats.METRICS)
-    assert (same[["diff", "diff_low", "diff_high"]] == 0).all(axis=None)
+    assert (same[["diff", "diff_low", "diff_high", "diff_se", "mdd"]] == 0).all(axis=None)
     assert (same["p_boot"] == 1).all()
+    undefined = stats.paired_bootstrap(y, probs_a, probs_b, 1.0, 1.0, n_boot=50)
+    assert undefined.loc["precision", ["diff_se", "mdd"]].isna().all()  # nothing positive
     table = stats.paired_bootstrap(y, probs_a, probs_b, [0.4, 0.5, 0.6], 0.5, n_boot=200)
     a = np.mean([_evaluated(y, p, t) for p, t in zip(probs_a, [0.4, 0.5, 0.6])], axis=0)
     b = np.mean([_evaluated(y, p, 0.5) for p in probs_b], axis=0)
@@ -152,6 +156,51 @@ def test_paired_bootstrap_identical_models_and_seed_means() -> None:
     assert (table["a_low"] <= table["a_high"]).all() and (table["b_low"] < table["b_high"]).all()
     assert table.loc["roc_auc", "diff_low"] > 0 and table.loc["roc_auc", "p_boot"] < 0.01
     assert table.loc["roc_auc", "a_low"] < 0.5 < table.loc["roc_auc", "a_high"]
+
+
+def test_mdd_of_the_bootstrap_se_has_80_percent_power() -> None:
+    """Two paired classifiers on 2000 images, discordant on 20% of them (10% right by A
+    only, 10% by B only, in each class): the bootstrap SE of the accuracy difference is the
+    analytic SE of a paired difference of proportions, sqrt((p10 + p01 - (p01 - p10)^2) / n).
+    Where B's true accuracy beats A's by the MDD of that SE, a two-sided 5% test of the
+    difference rejects in about 80% of 2000 simulated test sets."""
+    n, shares = 2000, np.array([0.7, 0.1, 0.1, 0.1])  # both right, A only, B only, neither
+    y = np.repeat([0, 1], [1200, 800])
+    cells = np.concatenate([np.repeat(np.arange(4), np.round(shares * m).astype(int))
+                            for m in (1200, 800)])
+    prob_a, prob_b = (np.where(np.isin(cells, right) == (y == 1), 0.9, 0.1)
+                      for right in ((0, 1), (0, 2)))
+    row = stats.paired_bootstrap(y, prob_a, prob_b, 0.5, 0.5, n_boot=4000).loc["accuracy"]
+    # 4000 replicates estimate an SD within about 1 / sqrt(2 * 4000) = 1.1%: 4% is 3.5 of those
+    assert row["diff_se"] == pytest.approx(np.sqrt(0.2 / n), rel=0.04)
+    assert row["mdd"] == pytest.approx(stats.minimum_detectable_difference(row["diff_se"]))
+    true = np.array([0.7, (0.2 - row["mdd"]) / 2, (0.2 + row["mdd"]) / 2, 0.1])  # B - A = mdd
+    counts = np.random.default_rng(7).multinomial(n, true, size=2000) / n
+    diff = counts[:, 2] - counts[:, 1]
+    se = np.sqrt((counts[:, 1] + counts[:, 2] - diff ** 2) / n)
+    rejected = np.abs(diff) > sps.norm.ppf(0.975) * se
+    # The rejection rate's SE over 2000 sets is sqrt(0.8 * 0.2 / 2000) = 0.009, and the MDD's
+    # 1.1% bootstrap error moves the power by about 0.009: 0.04 is 3 of the two combined.
+    assert abs(rejected.mean() - 0.80) < 0.04
+
+
+def test_minimum_detectable_difference_and_images_needed() -> None:
+    z = sps.norm.ppf(0.975) + sps.norm.ppf(0.80)
+    assert z == pytest.approx(2.8016, abs=1e-4)
+    assert stats.minimum_detectable_difference(0.01) == pytest.approx(z * 0.01, rel=1e-12)
+    assert stats.minimum_detectable_difference(0.02, alpha=0.01, power=0.9) == pytest.approx(
+        (sps.norm.ppf(0.995) + sps.norm.ppf(0.9)) * 0.02, rel=1e-12)
+    got = stats.minimum_detectable_difference(np.array([0.0, 0.01, np.nan]))
+    assert got[0] == 0 and got[1] == pytest.approx(z * 0.01) and np.isnan(got[2])
+    assert stats.images_needed(400, 5.9, 3) == math.ceil(400 * (5.9 / 3) ** 2) == 1548
+    assert stats.images_needed(400, 3.0, 3.0) == 400
+    np.testing.assert_array_equal(stats.images_needed(400, np.array([6.0, np.nan]), 3.0),
+                                  [1600, np.nan])
+    # as many images as it says bring the MDD down to the target, one fewer does not
+    n, se, target = 400, 0.021, 0.03
+    needed = stats.images_needed(n, stats.minimum_detectable_difference(se), target)
+    assert (stats.minimum_detectable_difference(se * np.sqrt(n / needed)) <= target
+            < stats.minimum_detectable_difference(se * np.sqrt(n / (needed - 1))))
 
 
 def _predictions(both: int, a_only: int, b_only: int, neither: int) -> tuple[np.ndarray, ...]:
@@ -246,6 +295,13 @@ Y, P = np.array([0, 1, 0, 1, 1]), np.array([0.1, 0.8, 0.4, 0.6, 0.3])
     (lambda: stats.delong_test([0, 1, 1, 1, 1], P, P), "two images of each class"),
     (lambda: stats.delong_ci(Y, P, level=0), "level"),
     (lambda: stats.holm([0.5, 1.2]), r"\[0, 1\]"),
+    (lambda: stats.minimum_detectable_difference(-0.1), "se must"),
+    (lambda: stats.minimum_detectable_difference(0.1, alpha=0), "alpha"),
+    (lambda: stats.minimum_detectable_difference(0.1, power=1.2), "power"),
+    (lambda: stats.images_needed(0, 5.9, 3), "n must"),
+    (lambda: stats.images_needed(400.5, 5.9, 3), "n must"),
+    (lambda: stats.images_needed(400, 5.9, 0), "target"),
+    (lambda: stats.images_needed(400, -1.0, 3), "mdd"),
 ])
 def test_bad_input_is_a_user_error(call, match: str) -> None:
     with pytest.raises(UserError, match=match) as info:
