@@ -4,7 +4,7 @@ its own ratio, set against the ratio.
 The imbalance sweep retrains every scenario with the training minority subsampled to
 n_majority / r; validation and test stay the same, so every ratio is scored on the same test
 images and each gain is the paired bootstrap's difference against the baseline of the same
-ratio (``comparison.compare_framework(..., imbalance=...)``). The table, figure and findings
+ratio (``report.compare_framework(..., imbalance=...)``). The table, figure and findings
 read those per-ratio bootstrap tables at the Youden threshold rule; nothing is recomputed.
 """
 
@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 
 from . import imbalance, plots
 from .imbalance import NATURAL
-from .comparison import RULES, Report, scale, setting_name, write_tables
+from .comparison import RULES, scale, setting_name
+from .report import Report, write_tables
 
 GAIN_METRICS = ("balanced_accuracy", "sensitivity", "specificity", "roc_auc", "pr_auc")
 THRESHOLD = "threshold_youden"  # the validation threshold rule
@@ -128,7 +129,7 @@ def _sweep(framework: str, reports: Sequence[Report]) -> Sweep:
 
 def compare_ratios(reports: Sequence[Report]) -> list[Sweep]:
     """One Sweep per framework whose reports at the Youden rule span more than one imbalance
-    setting (``comparison.compare_framework``'s reports, one per setting)."""
+    setting (``report.compare_framework``'s reports, one per setting)."""
     chosen: dict[str, list[Report]] = {}
     for report in reports:
         if report.comparison.threshold == THRESHOLD:
@@ -140,7 +141,7 @@ def compare_ratios(reports: Sequence[Report]) -> list[Sweep]:
 def write_sweep(sweep: Sweep, folder: Path) -> list[Path]:
     """The table (CSV, Markdown, LaTeX) and figure (PNG, PDF) as
     ``<framework>_gain_by_ratio.*`` under ``folder``, and the findings appended to its
-    findings.md (write the per-setting findings first: ``comparison.write_findings``)."""
+    findings.md (write the per-setting findings first: ``report.write_findings``)."""
     name = f"{sweep.framework}_gain_by_ratio"
     written = write_tables(folder, {name: (sweep.table, sweep.caption)})
     written.append(plots.save_figure(sweep.figure, folder / f"{name}.png", pdf=True))

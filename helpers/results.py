@@ -23,7 +23,7 @@ from .config import Layout
 from .errors import UserError
 from . import evaluation
 from .evaluation import SCALAR_METRICS, THRESHOLDS
-from .imbalance import NATURAL, normalise
+from .imbalance import normalise
 
 KEYS = ["run", "kind", "framework", "scenario", "protocol", "seed", "split_protocol",
         "training_data", "loss", "imbalance"]

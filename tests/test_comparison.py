@@ -14,6 +14,7 @@ import pytest
 from helpers import comparison, results, stats
 from helpers.config import Layout
 from helpers.errors import UserError
+from helpers.report import compare_framework, gan_table, plan, write_report
 from test_results import write_run
 
 N_BOOT = 300
@@ -49,7 +50,7 @@ def grid(tmp_path: Path, separations: dict[str, float], *, n: int = 1200, seeds=
 def test_a_clearly_better_scenario_wins_and_a_copy_of_the_baseline_does_not(
         tmp_path: Path) -> None:
     runs = grid(tmp_path, {"baseline": 1.0, "wgan": 4.0, "ros": 1.0})
-    report = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT)
+    report = compare_framework(runs, "pytorch", n_boot=N_BOOT)
     boot = report.tables["bootstrap"][0].set_index(["scenario", "metric"])
     assert boot.loc[("wgan", "roc_auc"), "diff_low"] > 0.05  # far above the baseline
     assert boot.loc[("ros", "roc_auc"), "diff_low"] < 0 < boot.loc[("ros", "roc_auc"), "diff_high"]
@@ -70,9 +71,9 @@ def test_a_clearly_better_scenario_wins_and_a_copy_of_the_baseline_does_not(
 
 
 def test_findings_are_generated_from_the_numbers(tmp_path: Path) -> None:
-    weak = comparison.compare_framework(grid(tmp_path / "a", {"baseline": 1.5, "wgan": 1.5}),
+    weak = compare_framework(grid(tmp_path / "a", {"baseline": 1.5, "wgan": 1.5}),
                                         "pytorch", n_boot=N_BOOT)
-    strong = comparison.compare_framework(grid(tmp_path / "b", {"baseline": 1.5, "wgan": 4.0}),
+    strong = compare_framework(grid(tmp_path / "b", {"baseline": 1.5, "wgan": 4.0}),
                                           "pytorch", n_boot=N_BOOT)
     assert "No scenario beats the baseline on accuracy with 95% confidence." in weak.findings
     assert "Scenarios above the baseline with 95% confidence: wgan." in strong.findings
@@ -93,7 +94,7 @@ def test_every_difference_has_its_mdd_and_an_undecided_verdict_says_what_would_r
         tmp_path: Path) -> None:
     # 150 test images and one seed: far too few to resolve 3 points of accuracy
     runs = grid(tmp_path, {"baseline": 1.0, "wgan": 1.4}, n=150, seeds=(1,))
-    report = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT)
+    report = compare_framework(runs, "pytorch", n_boot=N_BOOT)
     boot = report.tables["bootstrap"][0]
     assert list(boot.columns) == ["scenario", "versus", "metric", *stats.BOOT_COLUMNS]
     np.testing.assert_allclose(boot["mdd"], stats.minimum_detectable_difference(boot["diff_se"]))
@@ -114,14 +115,14 @@ def test_every_difference_has_its_mdd_and_an_undecided_verdict_says_what_would_r
             f"power is {h1['mdd']:.2f} points, above the hypothesised 3; about "
             f"{h1['images_needed']:,.0f} test images would be needed at the observed variance."
             ) in report.findings
-    balanced = comparison.compare_framework(runs, "pytorch", metric="balanced_accuracy",
+    balanced = compare_framework(runs, "pytorch", metric="balanced_accuracy",
                                             n_boot=N_BOOT).tables["hypotheses"][0]
     assert set(balanced["metric"]) == {"balanced_accuracy"}
 
 
 def test_redundancy_of_focal_next_to_wgan(tmp_path: Path) -> None:
     runs = grid(tmp_path, {"baseline": 1.0, "wgan": 3.0, "wgan_focal": 3.0})
-    verdicts = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT).tables["hypotheses"][0]
+    verdicts = compare_framework(runs, "pytorch", n_boot=N_BOOT).tables["hypotheses"][0]
     row = verdicts.query("metric == 'accuracy'").set_index("hypothesis").loc[
         "WGAN-GP + focal (wgan_focal) is redundant next to wgan"]
     assert row["verdict"] in ("supported", "undecided")
@@ -130,8 +131,8 @@ def test_redundancy_of_focal_next_to_wgan(tmp_path: Path) -> None:
 
 def test_latex_tables_are_booktabs_with_escaped_names(tmp_path: Path) -> None:
     runs = grid(tmp_path, {"baseline": 1.0, "wgan_focal": 2.0})
-    report = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT)
-    written = comparison.write_report(report, tmp_path / "out")
+    report = compare_framework(runs, "pytorch", n_boot=N_BOOT)
+    written = write_report(report, tmp_path / "out")
     tex = (tmp_path / "out" / "pytorch_youden_thesis_table.tex").read_text()
     lines = tex.splitlines()
     rules = [line.strip() for line in lines if line.strip() in ("\\toprule", "\\midrule",
@@ -163,10 +164,10 @@ def test_each_imbalance_ratio_is_compared_on_its_own_runs(tmp_path: Path) -> Non
     grid(tmp_path, {"baseline": 2.0, "wgan": 2.0}, n=600)  # old runs: natural, no keys
     runs = grid(tmp_path, {"baseline": 1.0, "wgan": 3.0}, n=600, seeds=(3,), imbalance=10,
                 imbalance_ratio=10.0)
-    assert comparison.plan(runs, thresholds="youden") == [
+    assert plan(runs, thresholds="youden") == [
         ("pytorch", "threshold_youden", "natural"), ("pytorch", "threshold_youden", "10")]
-    natural = comparison.compare_framework(runs, "pytorch", n_boot=N_BOOT)
-    ten = comparison.compare_framework(runs, "pytorch", imbalance="10", n_boot=N_BOOT)
+    natural = compare_framework(runs, "pytorch", n_boot=N_BOOT)
+    ten = compare_framework(runs, "pytorch", imbalance="10", n_boot=N_BOOT)
     assert {g.seeds for g in natural.comparison.groups.values()} == {(1, 2)}
     assert {g.seeds for g in ten.comparison.groups.values()} == {(3,)}
     assert np.isnan(natural.comparison.imbalance_ratio) and ten.comparison.imbalance_ratio == 10
@@ -180,9 +181,9 @@ def test_each_imbalance_ratio_is_compared_on_its_own_runs(tmp_path: Path) -> Non
             "imbalance ratio 10 (training majority:minority 10.00:1)") in ten.findings
     assert "natural imbalance (training majority:minority not recorded)" in natural.findings
     out = tmp_path / "out"
-    assert {p.name for p in comparison.write_report(natural, out)} >= {
+    assert {p.name for p in write_report(natural, out)} >= {
         "pytorch_youden_bootstrap.csv", "pytorch_youden_thesis_table.tex", "pytorch_youden_roc.png"}
-    assert {p.name for p in comparison.write_report(ten, out)} >= {
+    assert {p.name for p in write_report(ten, out)} >= {
         "pytorch_youden_r10_bootstrap.csv", "pytorch_youden_r10_thesis_table.tex",
         "pytorch_youden_r10_roc.png"}
     with pytest.raises(UserError, match="No finished pytorch baseline run at imbalance ratio 30"):
@@ -191,23 +192,23 @@ def test_each_imbalance_ratio_is_compared_on_its_own_runs(tmp_path: Path) -> Non
 
 def test_plan_and_missing_baseline_say_what_to_do(tmp_path: Path) -> None:
     runs = grid(tmp_path, {"baseline": 1.0, "ros": 1.0})
-    assert comparison.plan(runs) == [("pytorch", "threshold_youden", "natural"),
+    assert plan(runs) == [("pytorch", "threshold_youden", "natural"),
                                      ("pytorch", "threshold_0.5", "natural")]
     with pytest.raises(UserError, match="THRESHOLDS"):
-        comparison.plan(runs, thresholds="median")
-    assert comparison.plan(runs, "keras", "youden") == [("keras", "threshold_youden", "natural")]
+        plan(runs, thresholds="median")
+    assert plan(runs, "keras", "youden") == [("keras", "threshold_youden", "natural")]
     with pytest.raises(UserError, match="No finished keras baseline run: run notebook 03"):
         comparison.load_comparison(runs, "keras")
 
 
 def test_a_baseline_alone_is_reported_not_a_crash(tmp_path: Path) -> None:
     # 01-04 then 07 (no grid yet): the baseline has nothing to be compared with
-    report = comparison.compare_framework(grid(tmp_path, {"baseline": 1.0}), "pytorch",
+    report = compare_framework(grid(tmp_path, {"baseline": 1.0}), "pytorch",
                                           n_boot=N_BOOT)
     assert "Only the baseline has finished runs" in report.findings
-    assert comparison.write_report(report, tmp_path / "comparison")
+    assert write_report(report, tmp_path / "comparison")
 
 
 def test_no_gan_run_gives_an_empty_gan_table(tmp_path: Path) -> None:
-    table = comparison.gan_table(grid(tmp_path, {"baseline": 1.0}))
+    table = gan_table(grid(tmp_path, {"baseline": 1.0}))
     assert table.empty and "frechet_distance (synthetic)" in table.columns

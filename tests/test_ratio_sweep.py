@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import comparison, plots, ratio_sweep
-from helpers.comparison import Report
+from helpers import plots, ratio_sweep
+from helpers.report import Report, compare_framework, plan, write_findings
 from test_comparison import N_BOOT, grid
 
 SCENARIOS = ["wgan", "ros"]  # the grid's order (helpers.scenarios.SCENARIOS)
@@ -25,8 +25,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[Report]:
     for (imbalance, ratio), wgan in zip(SETTINGS.items(), (1.2, 2.5, 4.0)):
         runs = grid(root, {"baseline": 1.0, "wgan": wgan, "ros": 1.0}, n=600, seeds=(1,),
                     imbalance=imbalance, imbalance_ratio=ratio)
-    chosen = comparison.plan(runs, thresholds="youden") + [("pytorch", "threshold_0.5", "natural")]
-    return [comparison.compare_framework(runs, f, threshold=t, imbalance=i, n_boot=N_BOOT)
+    chosen = plan(runs, thresholds="youden") + [("pytorch", "threshold_0.5", "natural")]
+    return [compare_framework(runs, f, threshold=t, imbalance=i, n_boot=N_BOOT)
             for f, t, i in chosen]
 
 
@@ -117,7 +117,7 @@ def test_a_change_with_the_ratio_is_said_only_where_the_cis_do_not_overlap() -> 
 
 def test_write_sweep_writes_the_table_and_figure_and_appends_the_findings(
         reports: list[Report], sweep: ratio_sweep.Sweep, tmp_path: Path) -> None:
-    comparison.write_findings(reports, tmp_path)
+    write_findings(reports, tmp_path)
     written = ratio_sweep.write_sweep(sweep, tmp_path)
     assert {p.name for p in written} == {f"pytorch_gain_by_ratio.{e}" for e in
                                         ("csv", "md", "tex", "png")} | {"findings.md"}
