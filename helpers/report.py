@@ -12,9 +12,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import plots, results, synthetic
-from .comparison import (BASELINE, SECOND_METRIC, Comparison, bootstrap_vs_baseline, findings,
-                         hypotheses, load_comparison, paired_tests, reference_rows, scale,
-                         seed_summary, thesis_table)
+from .comparison import (BASELINE, SECOND_METRIC, Comparison, baseline_vs_pixels,
+                         bootstrap_vs_baseline, findings, hypotheses, load_comparison,
+                         paired_tests, reference_rows, scale, seed_summary, thesis_table)
 from .config import Layout
 from .errors import UserError
 from .imbalance import NATURAL, order as imbalance_order
@@ -105,8 +105,8 @@ def compare_framework(runs: pd.DataFrame, framework: str, *,
                       imbalance: str = NATURAL) -> Report:
     """The whole comparison of one framework's scenarios against its baseline at one
     imbalance setting: tables (seed summary, bootstrap CIs, paired tests, the thesis'
-    table, hypotheses on ``metric`` and on SECOND_METRIC, reference rows), figures and
-    findings."""
+    table, hypotheses on ``metric`` and on SECOND_METRIC, reference rows, the baseline
+    against the pixel reference), figures and findings."""
     comp = load_comparison(runs, framework, threshold, imbalance=imbalance)
     boot = bootstrap_vs_baseline(comp, n_boot=n_boot, seed=seed)
     tests = paired_tests(comp)
@@ -114,6 +114,7 @@ def compare_framework(runs: pd.DataFrame, framework: str, *,
     verdicts = (hypotheses(comp, boot, metrics=metrics, n_boot=n_boot, seed=seed) if len(boot)
                 else pd.DataFrame())
     refs = reference_rows(runs, threshold, imbalance=imbalance)
+    pixels = baseline_vs_pixels(runs, comp, n_boot=n_boot, seed=seed)
     rule = f"Threshold rule: {comp.rule}; {comp.setting}."
     summary = seed_summary(_runs_of(runs, comp), threshold)
     tables = {
@@ -133,9 +134,13 @@ def compare_framework(runs: pd.DataFrame, framework: str, *,
                                 f"MDD (80% power, points) of each difference ({framework}). "
                                 f"{rule}"),
         "references": (refs, "Reference rows (percent), each with its source."),
+        "pixel_reference": (pixels, f"Paired bootstrap ({n_boot} resamples of the test "
+                                    f"images): the baseline (b, its seeds) against the pixel "
+                                    f"logistic regression on the same training rows (a) "
+                                    f"({framework}). {rule}"),
     }
     return Report(comp, tables, _figures(runs, comp, boot, labels),
-                  findings(comp, boot, tests, verdicts, refs, metric=metric))
+                  findings(comp, boot, tests, verdicts, refs, metric=metric, pixels=pixels))
 
 
 def write_report(report: Report, folder: Path) -> list[Path]:

@@ -212,3 +212,23 @@ def test_a_baseline_alone_is_reported_not_a_crash(tmp_path: Path) -> None:
 def test_no_gan_run_gives_an_empty_gan_table(tmp_path: Path) -> None:
     table = gan_table(grid(tmp_path, {"baseline": 1.0}))
     assert table.empty and "frechet_distance (synthetic)" in table.columns
+
+
+def test_the_baseline_is_set_against_the_pixel_reference_with_a_paired_ci(
+        tmp_path: Path) -> None:
+    made = {}
+    for name, separation in (("weak", 1.0), ("strong", 4.0)):  # the pixel run has 2.0
+        runs = grid(tmp_path / name, {"baseline": separation})
+        made[name] = compare_framework(runs, "pytorch", n_boot=N_BOOT)
+        table = made[name].tables["pixel_reference"][0].set_index("metric")
+        pixel = results.select(runs, kind="reference").iloc[0]
+        base = results.select(runs, framework="pytorch", scenarios=["baseline"])
+        for metric in ("balanced_accuracy", "roc_auc"):  # each at its own Youden threshold
+            assert table.loc[metric, "a"] == pytest.approx(pixel[f"youden_{metric}"])
+            assert table.loc[metric, "b"] == pytest.approx(base[f"youden_{metric}"].mean())
+    weak = made["weak"].tables["pixel_reference"][0].set_index("metric")
+    strong = made["strong"].tables["pixel_reference"][0].set_index("metric")
+    assert weak.loc["roc_auc", "diff_high"] < 0 < strong.loc["roc_auc", "diff_low"]
+    assert "does not clear it on roc auc and balanced accuracy" in made["weak"].findings
+    assert "it clears it on both" in made["strong"].findings
+    assert "MDD" in made["strong"].findings.split("pixel logistic regression fitted")[1]

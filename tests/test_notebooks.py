@@ -183,6 +183,7 @@ def test_an_imbalance_ratio_runs_end_to_end_through_02_05_06_07(data_phase: Layo
             assert total["0"] == total["1"] == counts[1], scenario
     assert data_phase.results("sklearn-pixel_logreg-pixels32-seed42-r4").is_dir()
     out = data_phase.reports("comparison")
+    assert (out / "pytorch_youden_r4_pixel_reference.csv").is_file()
     table = pd.read_csv(out / "pytorch_youden_r4_thesis_table.csv", index_col=0)
     assert list(table.index) == list(GRID)
     gains = pd.read_csv(out / "pytorch_gain_by_ratio.csv")
