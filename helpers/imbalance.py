@@ -102,6 +102,11 @@ def subsample_minority(train: pd.DataFrame, ratio: float, seed: int) -> pd.DataF
     return train[~train["group"].isin(dropped)].reset_index(drop=True)
 
 
+def _counts(labels: pd.Series) -> dict[str, int]:
+    """Images per class id, as the records write them ("0", "1")."""
+    return {str(c): int((labels == c).sum()) for c in (0, 1)}
+
+
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -110,7 +115,7 @@ def _record(layout: Layout, imbalance: str, kept: pd.DataFrame, seed: int) -> di
     labels = kept["label_id"]
     return {"imbalance": imbalance, "ratio": float(imbalance), "seed": int(seed),
             "split_md5": _md5(layout.split_csv),
-            "counts": {str(c): int((labels == c).sum()) for c in (0, 1)},
+            "counts": _counts(labels),
             "achieved_ratio": ratio_of(labels)}
 
 
@@ -126,7 +131,7 @@ def write_training_rows(layout: Layout, imbalance: str) -> dict[str, Any]:
     train = df[df["split"] == "train"]
     if imbalance == NATURAL:
         return {"imbalance": NATURAL, "achieved_ratio": ratio_of(train["label_id"]),
-                "counts": {str(c): int((train["label_id"] == c).sum()) for c in (0, 1)}}
+                "counts": _counts(train["label_id"])}
     csv = layout.imbalanced_csv(imbalance)
     meta = csv.with_suffix(".json")
     seed = int(config.get("seed", 42))
