@@ -1,6 +1,7 @@
 """The audit of the image index (notebook 01): classes, formats, sizes, skipped files, exact
-and near duplicates (perceptual hashes, mirror images included), patients, a summary, the
-example figures and their files under ``layout.reports("audit")``."""
+and near duplicates (perceptual hashes, mirror images included), near copies and their
+calibration, patients, a summary, the example figures and their files under
+``layout.reports("audit")``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
+from . import near_copies
 from .config import Layout, save_json
 from .data import OFFICIAL_SPLITS, audit_dir, read_image
 
@@ -31,9 +31,7 @@ def near_duplicate_groups(phashes: Sequence[str], max_distance: int = 4,
     if mirrored is not None:
         pairs.append(_close_pairs(words, _hash_words(mirrored), max_distance))
     rows, cols = (np.concatenate(p) for p in zip(*pairs))
-    graph = sparse.coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(len(words),) * 2)
-    _, labels = connected_components(graph, directed=False)
-    return pd.factorize(labels)[0].tolist()  # numbered in order of first appearance
+    return near_copies.connected_groups(len(words), rows, cols)
 
 
 def _hash_words(phashes: Sequence[str]) -> np.ndarray:
@@ -60,10 +58,11 @@ def _close_pairs(a: np.ndarray, b: np.ndarray, max_distance: int) -> tuple[np.nd
 
 # ---------------------------------------------------------------- audit
 
-def audit(index_df: pd.DataFrame, skipped_df: pd.DataFrame, max_distance: int = 4
-          ) -> dict[str, pd.DataFrame]:
+def audit(index_df: pd.DataFrame, skipped_df: pd.DataFrame, max_distance: int = 4,
+          copy_distance: float = 0.10) -> dict[str, pd.DataFrame]:
     """Audit tables: classes, formats, modes, sizes, skipped, exact and near duplicates,
-    patients (when known) and a summary (item, value)."""
+    near copies (the index's ``near_copy`` groups, made at ``copy_distance``), patients (when
+    known) and a summary (item, value)."""
     tables = {
         "classes": _class_table(index_df),
         "formats": _count_table(index_df, "format"),
@@ -73,10 +72,11 @@ def audit(index_df: pd.DataFrame, skipped_df: pd.DataFrame, max_distance: int = 
         "exact_duplicates": _group_table(index_df, index_df.groupby("md5", sort=False).ngroup().to_numpy()),
         "near_duplicates": _group_table(index_df, np.asarray(near_duplicate_groups(
             index_df["phash"].tolist(), max_distance, index_df["phash_mirror"].tolist()), dtype=int)),
+        "near_copies": _group_table(index_df, pd.factorize(index_df["near_copy"])[0]),
     }
     if (index_df["patient"] != "").any():
         tables["patients"] = _patient_table(index_df)
-    tables["summary"] = _summary(index_df, tables, max_distance)
+    tables["summary"] = _summary(index_df, tables, max_distance, copy_distance)
     return tables
 
 
@@ -139,8 +139,9 @@ def _spread(groups: pd.DataFrame, column: str) -> int:
     return int((groups.groupby("group")[column].nunique() > 1).sum()) if len(groups) else 0
 
 
-def _summary(index_df: pd.DataFrame, tables: dict[str, pd.DataFrame], max_distance: int) -> pd.DataFrame:
-    exact, near = tables["exact_duplicates"], tables["near_duplicates"]
+def _summary(index_df: pd.DataFrame, tables: dict[str, pd.DataFrame], max_distance: int,
+             copy_distance: float) -> pd.DataFrame:
+    exact, near, copies = tables["exact_duplicates"], tables["near_duplicates"], tables["near_copies"]
     items: dict[str, Any] = {"images": len(index_df), "skipped": len(tables["skipped"])}
     items |= {f"class_{label}": int(n) for label, n in index_df["label"].value_counts().sort_index().items()}
     items |= {
@@ -152,13 +153,19 @@ def _summary(index_df: pd.DataFrame, tables: dict[str, pd.DataFrame], max_distan
         "images_in_near_duplicate_groups": len(near),
         "largest_near_duplicate_group": int(near["size"].max()) if len(near) else 0,
         "near_duplicate_groups_across_labels": _spread(near, "label"),
+        "near_copy_distance": copy_distance,
+        "near_copy_groups": int(copies["group"].nunique()),
+        "images_in_near_copy_groups": len(copies),
+        "near_copy_groups_of_different_files": int((copies.groupby("group")["md5"].nunique() > 1).sum()),
+        "near_copy_groups_across_labels": _spread(copies, "label"),
     }
     if (index_df["official_split"] != "").any():
         items["exact_duplicate_groups_across_official_splits"] = _spread(exact, "official_split")
         items["near_duplicate_groups_across_official_splits"] = _spread(near, "official_split")
+        items["near_copy_groups_across_official_splits"] = _spread(copies, "official_split")
     if "patients" in tables:
         items["patients"] = int(tables["patients"]["patients"].sum())
-    return pd.DataFrame({"item": list(items), "value": list(items.values())})
+    return pd.DataFrame({"item": list(items), "value": pd.Series(list(items.values()), dtype=object)})
 
 
 def describe_audit(tables: Mapping[str, pd.DataFrame]) -> str:
@@ -174,8 +181,20 @@ def describe_audit(tables: Mapping[str, pd.DataFrame]) -> str:
             f"with conflicting labels) and {s['near_duplicate_groups']} near-duplicate groups "
             f"(perceptual hashes of the image or its mirror image {near}: "
             f"{s['images_in_near_duplicate_groups']} images, largest {s['largest_near_duplicate_group']}, "
-            f"{s['near_duplicate_groups_across_labels']} across labels): the split keeps each group "
-            "on one side.")
+            f"{s['near_duplicate_groups_across_labels']} across labels) and "
+            f"{s['near_copy_groups_of_different_files']} groups of near copies of different files "
+            f"(aligned thumbnails within {s['near_copy_distance']:g}: {s['images_in_near_copy_groups']} "
+            f"images in groups, {s['near_copy_groups_across_labels']} across labels): the split "
+            "keeps each group on one side.")
+
+
+def copy_calibration(index_df: pd.DataFrame, data_dir: Path, n: int = 100,
+                     seed: int = 42) -> pd.DataFrame:
+    """``near_copies.calibration`` on ``n`` random images of the index (read again) against
+    every image's ``nearest_other`` distance."""
+    picked = index_df.sample(min(n, len(index_df)), random_state=seed)
+    grays = [read_image(Path(data_dir) / p) for p in picked["path"]]
+    return near_copies.calibration(grays, index_df["nearest_other"].to_numpy(dtype=float))
 
 
 def example_images(index_df: pd.DataFrame, data_dir: Path, per_class: int = 6,

@@ -25,11 +25,14 @@ from joblib import Parallel, cpu_count, delayed
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm  # plain text bar: works in papermill without ipywidgets
 
+from . import kaggle, near_copies
 from .config import SAMPLE_DIR, Layout, save_json
 from .errors import UserError
 
 INDEX_COLUMNS = ["path", "label", "official_split", "patient", "md5", "phash", "phash_mirror",
-                 "width", "height", "format", "mode", "bytes"]
+                 "near_copy", "nearest_other", "width", "height", "format", "mode", "bytes"]
+THUMBNAIL = "thumbnail"  # in memory only: the near-copy thumbnails live in thumbnails.npy
+_NUMBER_COLUMNS = ("near_copy", "nearest_other", "width", "height", "bytes")
 SKIPPED_COLUMNS = ["path", "reason"]
 OFFICIAL_SPLITS = ("train", "val", "test")
 SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})  # compared lower-case
@@ -63,6 +66,9 @@ class DatasetSpec:
     # perceptual-hash bits (of 64) within which two images count as near-duplicates; films of
     # different children can be 2-4 bits apart, so chest_xray links identical hashes only
     near_duplicate_distance: int = 4
+    # near-copy distance (helpers.near_copies) within which two images are one picture:
+    # made copies measure under 0.07, films of different children 0.13 and more (docs/splits.md)
+    near_copy_distance: float = 0.10
 
     @property
     def labels(self) -> list[str] | None:
@@ -128,7 +134,9 @@ def resolve_data_dir(spec: DatasetSpec, layout: Layout, data_dir: str | os.PathL
                             "from the repository (git checkout data/sample) or pass DATA_DIR.")
         return SAMPLE_DIR
     if text.lower() == "kaggle":
-        return download_kaggle(spec, layout.raw_dir)
+        if spec.kaggle_slug is None:
+            raise UserError(f"{spec.name} has no Kaggle source: pass its folder as DATA_DIR (--data-dir).")
+        return kaggle.download(spec.kaggle_slug, layout.raw_dir)
     path = Path(text).expanduser().resolve()
     if path.is_file():
         raise UserError(f"DATA_DIR {path} is a file: unzip it and pass the folder that holds "
@@ -137,71 +145,6 @@ def resolve_data_dir(spec: DatasetSpec, layout: Layout, data_dir: str | os.PathL
         raise UserError(f"The data folder {path} does not exist: check DATA_DIR (--data-dir), or "
                         "leave it empty for the bundled sample or set it to kaggle.")
     return path
-
-
-def download_kaggle(spec: DatasetSpec, target: Path) -> Path:
-    """Download and unzip ``spec``'s Kaggle data set into ``target`` once (kagglehub).
-
-    Any failure (no credentials, refused credentials, no network) becomes one UserError
-    sentence; the client's SystemExit never escapes.
-    """
-    if spec.kaggle_slug is None:
-        raise UserError(f"{spec.name} has no Kaggle source: pass its folder as DATA_DIR (--data-dir).")
-    marker = target / ".download_complete"  # hidden: discovery ignores it
-    if marker.is_file():
-        return target
-    try:
-        import kagglehub
-
-        kagglehub.dataset_download(spec.kaggle_slug, output_dir=str(target))
-    except KeyboardInterrupt:
-        raise
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure becomes one sentence
-        raise UserError(_kaggle_failure(exc, spec.kaggle_slug)) from None
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(spec.kaggle_slug + "\n")
-    return target
-
-
-def _kaggle_failure(exc: BaseException, slug: str) -> str:
-    """One sentence for a failed Kaggle download, saying what to do."""
-    what = type(exc).__name__
-    by_hand = (f"or download https://www.kaggle.com/datasets/{slug} by hand, unzip it and pass "
-               "its folder as DATA_DIR (--data-dir)")
-    credentials = "KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json"
-    if isinstance(exc, ImportError):
-        return f"The Kaggle client is not installed ({exc}): pip install kagglehub, {by_hand}."
-    if _is_auth_error(exc):
-        return (f"Kaggle did not accept the credentials for {slug} ({what}): set your API token "
-                f"({credentials}) and retry, {by_hand}.")
-    if _is_network_error(exc):
-        return (f"Could not reach Kaggle to download {slug} ({what}; no network?): retry online with "
-                f"your API token set ({credentials}), {by_hand}.")
-    detail = " ".join(str(exc).split())[:200]  # one line, whatever the client printed
-    return (f"The Kaggle download of {slug} failed ({what}: {detail}): check your API token "
-            f"({credentials}) and retry, {by_hand}.")
-
-
-def _is_auth_error(exc: BaseException) -> bool:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    name = type(exc).__name__
-    return isinstance(exc, SystemExit) or status in (401, 403) or name in (
-        "UnauthenticatedError", "CredentialError")
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    import socket
-    import urllib.error
-
-    kinds: list[type[BaseException]] = [ConnectionError, TimeoutError, socket.gaierror,
-                                        urllib.error.URLError]
-    try:
-        import requests
-
-        kinds.append(requests.RequestException)
-    except ImportError:
-        pass
-    return isinstance(exc, tuple(kinds))
 
 
 # ---------------------------------------------------------------- discovery
@@ -370,7 +313,8 @@ def _index_file(path: str) -> dict[str, Any] | str:
         return str(exc)
     phash, phash_mirror = perceptual_hashes(gray)
     return {"md5": hashlib.md5(data).hexdigest(), "phash": phash, "phash_mirror": phash_mirror,
-            "width": width, "height": height, "format": fmt, "mode": mode, "bytes": len(data)}
+            "width": width, "height": height, "format": fmt, "mode": mode, "bytes": len(data),
+            THUMBNAIL: near_copies.thumbnail(gray)}
 
 
 def perceptual_hashes(gray: np.ndarray) -> tuple[str, str]:
@@ -398,7 +342,10 @@ def index_images(spec: DatasetSpec, data_dir: str | os.PathLike,
                  workers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read every candidate file once: (index, skipped), both sorted by path.
 
-    ``index`` has INDEX_COLUMNS; ``skipped`` has path and reason for every file found but not
+    ``index`` has INDEX_COLUMNS and the thumbnails (column ``thumbnail``): ``near_copy``
+    numbers the near-copy groups (images within ``spec.near_copy_distance`` of each other),
+    ``nearest_other`` is each image's distance to its nearest other file of another patient
+    (where known). ``skipped`` has path and reason for every file found but not
     indexed (files found = indexed + skipped); class folders without any file are listed too,
     with a path ending in "/". Stops with a UserError unless exactly two labels have images.
     """
@@ -417,7 +364,11 @@ def index_images(spec: DatasetSpec, data_dir: str | os.PathLike,
         else:
             rows.append({"path": rel, "label": label, **_file_meta(spec, rel), **result})
     print(_scan_note(scan, len(rows), len(skipped)))
-    index = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values("path", ignore_index=True)
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS + [THUMBNAIL]).sort_values("path", ignore_index=True)
+    if len(index):
+        pairs = near_copies.candidate_pairs(np.stack(index[THUMBNAIL]), workers=workers)
+        index["near_copy"] = near_copies.copy_groups(pairs, len(index), spec.near_copy_distance)
+        index["nearest_other"] = near_copies.nearest_other(pairs, index).round(4)
     skipped_df = pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).sort_values("path", ignore_index=True)
     _check_labels(spec, scan, index, skipped_df)
     return index, skipped_df
@@ -464,20 +415,24 @@ def audit_dir(layout: Layout) -> Path:
 
 def save_index(layout: Layout, spec: DatasetSpec, data_dir: Path,
                index_df: pd.DataFrame, skipped_df: pd.DataFrame) -> Path:
-    """Write index.csv, skipped.csv and index.json (where the data came from) for later phases."""
+    """Write index.csv, thumbnails.npy (in index order), skipped.csv and index.json (where the
+    data came from) for later phases."""
     out = audit_dir(layout)
     out.mkdir(parents=True, exist_ok=True)
-    index_df.to_csv(out / "index.csv", index=False)
+    index_df[INDEX_COLUMNS].to_csv(out / "index.csv", index=False)
+    np.save(out / "thumbnails.npy", np.stack(index_df[THUMBNAIL]).astype(np.uint8))
     skipped_df.to_csv(out / "skipped.csv", index=False)
     save_json({"dataset": spec.name, "data_dir": str(Path(data_dir).resolve()),
                "positive_class": spec.positive_class, "labels": sorted(index_df["label"].unique()),
                "kaggle_slug": spec.kaggle_slug, "crop": spec.crop,
+               "near_copy_distance": spec.near_copy_distance,
                "images": len(index_df), "skipped": len(skipped_df)}, out / "index.json")
     return out / "index.csv"
 
 
 def load_index(layout: Layout, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The index notebook 01 wrote (INDEX_COLUMNS, sorted by path; index.json in ``.attrs``).
+    """The index notebook 01 wrote (INDEX_COLUMNS and the thumbnails, sorted by path;
+    index.json in ``.attrs``).
 
     With ``data_dir``, also checks that the index was built from that folder.
     """
@@ -485,8 +440,14 @@ def load_index(layout: Layout, data_dir: str | os.PathLike | None = None) -> pd.
     if not path.is_file():
         raise UserError(f"No image index for {layout.dataset} at {path}: run notebook 01 "
                         "(01_download_data) first with the same DATASET, DATA_DIR and ROOT.")
-    text_columns = [c for c in INDEX_COLUMNS if c not in ("width", "height", "bytes")]
+    text_columns = [c for c in INDEX_COLUMNS if c not in _NUMBER_COLUMNS]
     df = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
+    thumbs_path = path.with_name("thumbnails.npy")
+    thumbs = np.load(thumbs_path) if thumbs_path.is_file() else None
+    if thumbs is None or "near_copy" not in df or len(thumbs) != len(df):
+        raise UserError(f"The index at {path} has no near-copy groups or thumbnails (an older "
+                        "version made it): run notebook 01 again with the same DATASET and ROOT.")
+    df[THUMBNAIL] = list(thumbs)
     info_path = path.with_suffix(".json")
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     if data_dir is not None and info.get("data_dir") != str(Path(data_dir).resolve()):

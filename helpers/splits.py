@@ -1,7 +1,8 @@
 """Label encoding, leakage groups and the train/val/test split every later phase reads.
 
-Images that share a patient, a byte-identical file (md5) or a near-duplicate cluster
-(perceptual hash) form one leakage group, and a group never spans two splits
+Images that share a patient, a byte-identical file (md5), a near-duplicate cluster
+(perceptual hash) or a near-copy group (aligned thumbnails, ``helpers.near_copies``) form
+one leakage group, and a group never spans two splits
 (docs/splits.md). Two protocols:
 
 - ``random`` (default, the seeds' protocol made leakage-safe): a stratified group split
@@ -36,7 +37,7 @@ from sklearn.preprocessing import LabelEncoder
 
 from .audit import near_duplicate_groups
 from .config import Layout, save_json
-from .data import DatasetSpec
+from .data import DatasetSpec, read_image
 from .errors import UserError
 
 COLUMNS = ["path", "label", "label_id", "split", "group", "md5"]
@@ -46,7 +47,7 @@ PROTOCOLS = ("random", "official")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 # What defines a split: an existing split file made with other values is never overwritten.
 PARAMETER_KEYS = ("dataset", "data_dir", "positive_class", "protocol", "seed", "fractions")
-_INDEX_COLUMNS = ("path", "label", "official_split", "patient", "md5", "phash")
+_INDEX_COLUMNS = ("path", "label", "official_split", "patient", "md5", "phash", "near_copy")
 
 
 def fit_label_encoder(labels: pd.Series, positive_class: str) -> LabelEncoder:
@@ -63,12 +64,15 @@ def fit_label_encoder(labels: pd.Series, positive_class: str) -> LabelEncoder:
     return encoder
 
 
-def leakage_groups(patient: pd.Series, md5: pd.Series, near_dup: pd.Series) -> np.ndarray:
-    """Group id per row: connected components of 'same patient', 'same md5', 'same cluster'.
+def leakage_groups(patient: pd.Series, md5: pd.Series, near_dup: pd.Series,
+                   near_copy: pd.Series) -> np.ndarray:
+    """Group id per row: connected components of 'same patient', 'same md5', 'same
+    near-duplicate cluster', 'same near-copy group'.
 
     Empty patient ids are unknown and link nothing. Ids number the groups in row order.
     """
-    keys = pd.concat([("p:" + patient)[patient != ""], "m:" + md5, "n:" + near_dup.astype(str)])
+    keys = pd.concat([("p:" + patient)[patient != ""], "m:" + md5, "n:" + near_dup.astype(str),
+                      "c:" + near_copy.astype(str)])
     codes, uniques = pd.factorize(keys)
     n = len(patient)
     rows = keys.index.to_numpy()
@@ -157,7 +161,7 @@ def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "ra
                ) -> pd.DataFrame:
     """One row per image, sorted by path: the contract columns plus the group sources.
 
-    Extra columns: patient, near_dup (cluster id), official_split, moved (the image is in
+    Extra columns: patient, near_dup (cluster id), near_copy (group id), official_split, moved (the image is in
     a split other than its official one: official train images carved into val, official val
     images pooled into train; official protocol only) and excluded (official protocol: the
     image shares a leakage group with the official test set but is not in it, so it is in no
@@ -168,7 +172,8 @@ def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "ra
         raise UserError(f"Unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}.")
     missing = [c for c in _INDEX_COLUMNS if c not in index_df]
     if missing:
-        raise ValueError(f"index is missing column(s) {missing}")
+        raise UserError(f"The index lacks column(s) {', '.join(missing)} (an older version made "
+                        "it): run notebook 01 again with the same DATASET and ROOT.")
     if index_df.empty:
         raise UserError("The index has no images: run notebook 01 on a folder with images.")
     df = index_df.sort_values("path", kind="mergesort").reset_index(drop=True)
@@ -177,7 +182,7 @@ def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "ra
     df["label_id"] = fit_label_encoder(df["label"], spec.positive_class).transform(df["label"])
     mirror = df["phash_mirror"].fillna("").astype(str) if "phash_mirror" in df else None
     df["near_dup"] = _near_duplicate_clusters(df["phash"], mirror, spec.near_duplicate_distance)
-    df["group"] = leakage_groups(df["patient"], df["md5"], df["near_dup"])
+    df["group"] = leakage_groups(df["patient"], df["md5"], df["near_dup"], df["near_copy"])
     if protocol == "random":
         df["split"] = _random_split(df["label_id"].to_numpy(), df["group"].to_numpy(), seed,
                                     tuple(fractions))
@@ -187,7 +192,7 @@ def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "ra
     df["excluded"] = df["split"] == EXCLUDED
     left = ~df["excluded"] & (df["split"] != df["official_split"])
     df["moved"] = left if protocol == "official" else False
-    return df[COLUMNS + ["patient", "near_dup", "official_split", "moved", "excluded"]]
+    return df[COLUMNS + ["patient", "near_dup", "near_copy", "official_split", "moved", "excluded"]]
 
 
 def _multi_image(keys: pd.Series) -> int:
@@ -225,6 +230,7 @@ def split_config(df: pd.DataFrame, spec: DatasetSpec, *, data_dir: str | Path, p
         "protocol": protocol,
         "seed": int(seed),
         "fractions": [float(f) for f in fractions],
+        "near_copy_distance": spec.near_copy_distance,
         "counts": {s: {str(k): int(v) for k, v in row.items()} for s, row in counts.iterrows()},
         "n_images": int(df["split"].isin(SPLITS).sum()),
         "groups": {
@@ -233,6 +239,7 @@ def split_config(df: pd.DataFrame, spec: DatasetSpec, *, data_dir: str | Path, p
             "patients_multi_image": _multi_image(df["patient"]),
             "duplicate_md5": _multi_image(df["md5"]),
             "near_duplicate": _multi_image(df["near_dup"]),
+            "near_copy": _multi_image(df["near_copy"].astype(str)),
             "crossing_official_splits": int((crossing > 1).sum()),
             "images_moved": int(df["moved"].sum()),
             "excluded_images": len(out),
@@ -293,3 +300,26 @@ def write_oversampled(layout: Layout, ros: pd.DataFrame) -> Path:
     layout.ros_csv.parent.mkdir(parents=True, exist_ok=True)
     ros[COLUMNS].to_csv(layout.ros_csv, index=False, lineterminator="\n")
     return layout.ros_csv
+
+
+def closest_pairs(check: pd.DataFrame, data_dir: str | Path, n: int = 6
+                  ) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """The ``n`` held-out images nearest to a training image (``near_copies.leakage_check``)
+    beside that training image, for ``plots.plot_image_grid``."""
+    rows = {}
+    for r in check.head(n).itertuples():
+        rows[f"{r.split} {r.distance:.3f}"] = [
+            (f"{r.split}: {Path(r.path).name}\n{r.label}", read_image(Path(data_dir) / r.path)),
+            (f"train: {Path(r.nearest_train).name}\n{r.nearest_label}",
+             read_image(Path(data_dir) / r.nearest_train))]
+    return rows
+
+
+def write_leakage_check(layout: Layout, check: pd.DataFrame, summary: pd.DataFrame) -> Path:
+    """Write the leakage check (``near_copies.leakage_check``) as leakage_check.csv and its
+    per-split summary as leakage_check.json beside the split's figures; returns the CSV."""
+    out = layout.reports("preprocessing")
+    out.mkdir(parents=True, exist_ok=True)
+    check.to_csv(out / "leakage_check.csv", index=False)
+    save_json({"splits": summary.to_dict(orient="records")}, out / "leakage_check.json")
+    return out / "leakage_check.csv"

@@ -1,4 +1,5 @@
-"""The audit of the image index: duplicates (exact, near, mirrored), tables, figures, files."""
+"""The audit of the image index: duplicates (exact, near, mirrored), near copies and their
+calibration, tables, figures, files."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import pytest
 from PIL import Image
 
 from helpers import plots
-from helpers.audit import (audit, describe_audit, duplicate_examples, example_images,
-                           near_duplicate_groups, save_audit)
+from helpers.audit import (audit, copy_calibration, describe_audit, duplicate_examples,
+                           example_images, near_duplicate_groups, save_audit)
 from helpers.config import SAMPLE_DIR, Layout
 from helpers.data import find_files, get_spec, index_images
+from helpers.near_copies import COPY_KINDS, make_copy
 
-SAMPLE_JPEGS = sorted((SAMPLE_DIR / "chest_xray" / "train" / "NORMAL").iterdir())[:2]
+SAMPLE_JPEGS = sorted((SAMPLE_DIR / "chest_xray" / "train" / "NORMAL").iterdir())[:3]
 # Kaggle's brain tumor folder, for the check on real data; without it that test is skipped.
 BRAIN_TUMOR_DIR = os.environ.get("BRAIN_TUMOR_DIR", "")
 
@@ -46,6 +48,25 @@ def test_mirrored_copies_are_grouped(tmp_path: Path) -> None:
     assert near["path"].tolist() == ["sick/a.png", "sick/a_flipped.png"]
 
 
+def test_a_near_copy_is_grouped_and_the_threshold_calibrated(tmp_path: Path) -> None:
+    for folder in ("sick", "well"):
+        (tmp_path / folder).mkdir()
+    image = np.asarray(Image.open(SAMPLE_JPEGS[0]).convert("L"))
+    Image.fromarray(image).save(tmp_path / "sick" / "a.png")
+    Image.fromarray(make_copy(image, "shifted")).save(tmp_path / "sick" / "a_shifted.jpeg", quality=70)
+    for k in (1, 2):
+        shutil.copy(SAMPLE_JPEGS[k], tmp_path / "well" / f"b{k}.jpeg")
+    spec = get_spec("mine", "sick")
+    index, skipped = index_images(spec, tmp_path)
+    tables = audit(index, skipped, copy_distance=spec.near_copy_distance)
+    assert tables["near_copies"]["path"].tolist() == ["sick/a.png", "sick/a_shifted.jpeg"]
+    summary = dict(zip(tables["summary"]["item"], tables["summary"]["value"]))
+    assert summary["near_copy_groups_of_different_files"] == 1 and summary["images"] == 4
+    assert "1 groups of near copies of different files" in describe_audit(tables)
+    calib = copy_calibration(index, tmp_path, n=2)
+    assert (calib["kind"] == "nearest other image").sum() == 4 and len(calib) == 4 + 2 * len(COPY_KINDS)
+
+
 def test_audit_tables_and_files(tiny_chest: Path, tmp_path: Path) -> None:
     spec, data_dir = get_spec("chest_xray"), tiny_chest
     index, skipped = index_images(spec, data_dir)
@@ -68,7 +89,8 @@ def test_audit_tables_and_files(tiny_chest: Path, tmp_path: Path) -> None:
     layout = Layout.of("chest_xray", tmp_path)
     out = save_audit(layout, tables, figures)
     assert {p.name for p in out.iterdir()} >= {"summary.json", "classes.csv", "near_duplicates.csv",
-                                               "examples.png", "duplicates.png"}
+                                               "examples.png", "duplicates.png", "near_copies.csv"}
+    assert summary["near_copy_groups"] >= 1  # the copy shares its original's group
 
 
 # ---------------------------------------------------------------- real data sets

@@ -276,7 +276,7 @@ def messy_folder(tmp_path: Path) -> Path:
 def test_index_messy_folder_skips_each_bad_file_with_reason(messy_folder: Path) -> None:
     spec = get_spec("my_scans", "sick")
     index, skipped = index_images(spec, messy_folder)
-    assert list(index.columns) == INDEX_COLUMNS
+    assert list(index.columns) == [*INDEX_COLUMNS, "thumbnail"]
     assert sorted(index["path"]) == index["path"].tolist()
     assert set(index["path"]) == {
         "sick/case0.jpeg", "sick/case1.jpeg", "sick/case2.jpeg", "sick/scan16.tif",
@@ -369,3 +369,6 @@ def test_save_and_load_index(tiny_chest: Path, tmp_path: Path) -> None:
     assert loaded.attrs["data_dir"] == str(tiny_chest.resolve())
     with pytest.raises(UserError, match="run notebook 01 again"):
         load_index(layout, data_dir=tmp_path)
+    (layout.reports("audit") / "thumbnails.npy").unlink()  # an index of an older version
+    with pytest.raises(UserError, match="no near-copy groups or thumbnails"):
+        load_index(layout)

@@ -56,6 +56,13 @@ def test_data_phase_writes_the_contract(data_phase: Layout, tiny_chest: Path) ->
     assert set(split["split"]) == {"train", "val", "test"}
     assert all(data_phase.cache_path(p, 32).exists() for p in split["path"])
     assert json.loads(data_phase.split_config.read_text())["data_dir"] == str(tiny_chest)
+    audit = data_phase.reports("audit")
+    assert {"thumbnails.npy", "near_copies.csv", "near_copy_calibration.csv",
+            "near_copy_calibration.png"} <= {p.name for p in audit.iterdir()}
+    report = data_phase.reports("preprocessing")
+    check = json.loads((report / "leakage_check.json").read_text())["splits"]
+    assert {s["split"] for s in check} == {"val", "test"}
+    assert sum(s["within_threshold"] for s in check) == 0 and (report / "closest_pairs.png").exists()
     for name in ("01_download_data", "02_preprocessing"):
         assert (data_phase.executed_dir / f"{name}.ipynb").exists()
     assert (data_phase.executed_dir / "run.json").exists()

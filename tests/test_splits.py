@@ -44,6 +44,9 @@ def synthetic_index(n_patients: int = 300, seed: int = 0) -> pd.DataFrame:
         df.loc[k + 1, "md5"] = df.loc[k, "md5"]
     for k in range(20, len(df) - 40, 40):  # near duplicate: two bits flipped
         df.loc[k + 7, "phash"] = f"{int(df.loc[k, 'phash'], 16) ^ 0b101:016x}"
+    df["near_copy"] = range(len(df))
+    for k in range(30, len(df) - 40, 40):  # near copy (aligned thumbnails) under another patient
+        df.loc[k + 5, "near_copy"] = df.loc[k, "near_copy"]
     return df
 
 
@@ -60,7 +63,7 @@ def manifest_index() -> pd.DataFrame:
                          "official_split": [f.split("/")[-3] for f in files],
                          "patient": [chest_patient_id(f) or "" for f in files],
                          "md5": [hashlib.md5((scan.root / f).read_bytes()).hexdigest()
-                                 for f in files], "phash": ""})
+                                 for f in files], "phash": "", "near_copy": range(len(files))})
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,7 @@ def index() -> pd.DataFrame:
 
 
 def assert_leakage_safe(df: pd.DataFrame) -> None:
-    for key in ("group", "md5", "near_dup"):
+    for key in ("group", "md5", "near_dup", "near_copy"):
         assert df.groupby(key)["split"].nunique().max() == 1, key
     known = df[df["patient"] != ""]
     assert known.groupby("patient")["split"].nunique().max() == 1
@@ -99,12 +102,18 @@ def test_label_encoder_puts_the_positive_class_at_one() -> None:
         fit_label_encoder(pd.Series(["a", "b", "c"]), "a")
 
 
-def test_leakage_groups_join_patients_duplicates_and_near_duplicates() -> None:
-    patient = pd.Series(["p1", "p1", "", "", "", "", ""])
-    md5 = pd.Series(["m1", "m2", "m2", "m3", "m4", "m5", "m6"])
-    near = pd.Series(["a", "b", "c", "d", "d", "e", "f"])
-    groups = leakage_groups(patient, md5, near)
-    assert list(groups) == [0, 0, 0, 1, 1, 2, 3]  # rows 5 and 6: unknown patient links nothing
+def test_leakage_groups_join_patients_duplicates_near_duplicates_and_near_copies() -> None:
+    patient = pd.Series(["p1", "p1", "", "", "", "", "", "p2", "p3"])
+    md5 = pd.Series(["m1", "m2", "m2", "m3", "m4", "m5", "m6", "m7", "m8"])
+    near = pd.Series(["a", "b", "c", "d", "d", "e", "f", "g", "h"])
+    copy = pd.Series([0, 1, 2, 3, 4, 5, 6, 7, 7])
+    groups = leakage_groups(patient, md5, near, copy)
+    assert list(groups) == [0, 0, 0, 1, 1, 2, 3, 4, 4]  # rows 5, 6: unknown patient links nothing
+
+
+def test_an_index_without_near_copy_groups_asks_for_notebook_01_again(index, spec) -> None:
+    with pytest.raises(UserError, match="run notebook 01 again"):
+        make_split(index.drop(columns="near_copy"), spec)
 
 
 def test_random_split_is_leakage_safe_stratified_and_80_10_10(index: pd.DataFrame, spec) -> None:
@@ -256,7 +265,7 @@ def test_official_split_needs_an_official_split(index: pd.DataFrame, spec) -> No
                                    ("train", "NORMAL", 2), ("train", "PNEUMONIA", 3))],
                          "label": ["NORMAL", "PNEUMONIA"] * 2,
                          "official_split": ["test", "test", "train", "train"],
-                         "patient": "", "md5": list("abcd"), "phash": ""})
+                         "patient": "", "md5": list("abcd"), "phash": "", "near_copy": range(4)})
     with pytest.raises(UserError, match="too few for a 9-fold validation split"):
         make_split(tiny, spec, protocol="official")
 
