@@ -37,7 +37,7 @@ _BLUR = 1.5
 _BORDER = SIZE // 8
 _CENTRE = np.zeros((SIZE, SIZE), np.uint8)
 _CENTRE[_BORDER:-_BORDER, _BORDER:-_BORDER] = 1
-_ECC_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
+_ECC_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3)  # as 100 / 1e-5 on the chest set, 6x faster
 _PAIRS_PER_TASK = 500
 _MIN_PAIRS_FOR_PROCESSES = 4000  # starting workers (~2 s) costs what ~2,000 pairs take
 
