@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from helpers.config import SAMPLE_DIR
-from helpers.data import chest_patient_id, get_spec, read_image
+from helpers.data import chest_patient_id, get_spec, index_images, read_image
 from helpers.near_copies import (COPY_KINDS, LeakageWarning, calibration, calibration_table,
                                  candidate_pairs, check_summary, copy_groups, describe_check,
                                  distance, leakage_check, make_copy, nearest_other, thumbnail)
@@ -75,6 +75,13 @@ def test_copies_are_found_among_many_similar_films() -> None:
     shared = groups[groups.duplicated(keep=False)]
     assert sorted(shared.index) == [3, 17, 40, 41]
     assert groups[3] == groups[40] and groups[17] == groups[41]
+
+
+def test_no_two_patients_of_the_bundled_sample_share_a_near_copy_group() -> None:
+    index, _ = index_images(get_spec("chest_xray"), SAMPLE_DIR)
+    patients = index.groupby("near_copy")["patient"].nunique()
+    assert len(index) > 400 and patients.max() == 1
+    assert index["nearest_other"].min() > THRESHOLD  # every other child's film lies beyond it
 
 
 def test_nearest_other_skips_the_same_patient_and_the_same_file() -> None:
