@@ -9,7 +9,7 @@ DATASET ?= chest_xray
 DATA_DIR ?=
 NOTEBOOKS ?=
 
-.PHONY: install demo run lab sync-notebooks test app browser benchmarks clean-outputs
+.PHONY: install demo run lab sync-notebooks lint test app browser benchmarks clean-outputs
 
 install: $(VENV)/.installed
 
@@ -43,7 +43,11 @@ lab: install
 sync-notebooks: install
 	$(BIN)/python -m helpers.notebook_contract
 
-test: install browser
+# ruff on the whole repository, rules in pyproject.toml ([tool.ruff]); make test runs it first.
+lint: install
+	$(BIN)/ruff check .
+
+test: install browser lint
 	$(BIN)/python tests/run_suites.py
 
 # The Streamlit page on http://localhost:8501: the trained runs under ROOT (default: the

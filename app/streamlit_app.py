@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's helpers
 
-from helpers.app import main  # noqa: E402
+from helpers.app import main
 
 main()

@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
 
-from helpers.config import PROFILES, get_gan_settings  # noqa: E402
-from helpers.torch_gan import Draws, GanState, train_iteration  # noqa: E402
+from helpers.config import PROFILES, get_gan_settings
+from helpers.torch_gan import Draws, GanState, train_iteration
 
 WARMUP = 2
 

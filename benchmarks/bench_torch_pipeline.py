@@ -8,8 +8,9 @@
 ``input`` compares our pipeline (images decoded once into a uint8 tensor, batches gathered
 by index and augmented in uint8 by the loader; the model normalises them, which is timed
 on its own line) with the seeds' per-item Dataset (a DataFrame row per item, PIL open of
-the raw file, torchvision transforms per image, normalised floats) on the same images: the training split of a ROOT prepared by notebooks 01-02 (its
-cache at each size), or a raw Kaggle-layout folder decoded here with OpenCV. ``train``
+the raw file, torchvision transforms per image, normalised floats) on the same images:
+the training split of a ROOT prepared by notebooks 01-02 (its cache at each size), or a
+raw Kaggle-layout folder decoded here with OpenCV. ``train``
 times full training steps (forward, backward, Adam; data loading included) after a few
 warm-up steps: a few batches on the CPU, or a whole epoch of ``--synthetic N`` random
 images with mixed precision and channels_last on CUDA. Every figure is measured
@@ -39,11 +40,11 @@ from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
 
-from helpers.config import SAMPLE_DIR, Layout, get_profile  # noqa: E402
-from helpers.model_data import Augmentation, load_arrays  # noqa: E402
-from helpers.protocols import phases  # noqa: E402
-from helpers.torch_data import ImageArrayDataset, make_batches  # noqa: E402
-from helpers.torch_models import (MEAN, STD, GreyToImageNet, ResNet50Classifier,  # noqa: E402
+from helpers.config import SAMPLE_DIR, Layout, get_profile
+from helpers.model_data import Augmentation, load_arrays
+from helpers.protocols import phases
+from helpers.torch_data import ImageArrayDataset, make_batches
+from helpers.torch_models import (MEAN, STD, GreyToImageNet, ResNet50Classifier,
                                   amp_dtype, configure_phase, describe_device, grad_scaler,
                                   optimizer, set_seeds, to_device, train_step)
 

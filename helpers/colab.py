@@ -162,7 +162,7 @@ def kaggle_line() -> str:
         from google.colab import userdata
 
         secrets = {k: userdata.get(k) for k in ("KAGGLE_USERNAME", "KAGGLE_KEY")}
-    except Exception:  # secret missing, or this notebook not allowed to read it
+    except Exception:  # noqa: BLE001 - secret missing, or this notebook not allowed to read it
         return ("no Kaggle credentials (only DATA_DIR='kaggle' needs them): add KAGGLE_USERNAME "
                 "and KAGGLE_KEY in Colab's Secrets (key icon) with notebook access on")
     os.environ.update(secrets)

@@ -136,7 +136,7 @@ class Layout:
     dataset: str
 
     @classmethod
-    def of(cls, dataset: str, root: str | os.PathLike | None = None) -> "Layout":
+    def of(cls, dataset: str, root: str | os.PathLike | None = None) -> Layout:
         """Layout under ``root`` (empty or None: the repository)."""
         return cls(Path(root).expanduser().resolve() if root else REPO_ROOT, dataset)
 

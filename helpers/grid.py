@@ -93,7 +93,7 @@ class GridJob:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "GridJob":
+    def from_json(cls, text: str) -> GridJob:
         data = json.loads(text)
         return cls(**{**data, "overrides": tuple(tuple(kv) for kv in data["overrides"])})
 

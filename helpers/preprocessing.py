@@ -113,7 +113,7 @@ def _cache_one(src: str, dst: str, crop_mode: str, size: int) -> str | None:
         if not ok:
             return "PNG encoding failed"
         write_atomic(dst, png.tobytes())
-    except Exception as exc:  # any unreadable image is reported, not fatal
+    except Exception as exc:  # noqa: BLE001 - any unreadable image is reported, not fatal
         return f"{type(exc).__name__}: {exc}"
     return None
 

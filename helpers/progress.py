@@ -14,7 +14,8 @@ import math
 import re
 import sys
 import time
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
+from collections.abc import Callable
 
 from papermill.engines import NBClientEngine, papermill_engines
 

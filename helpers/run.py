@@ -16,7 +16,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .config import PROFILES, REPO_ROOT, Layout, save_json
 from .errors import UserError

@@ -50,7 +50,7 @@ class RunSpec:
     @classmethod
     def for_profile(cls, dataset: str, framework: str, profile: Profile, *,
                     scenario: str = "baseline", seed: int = 42,
-                    imbalance: str = NATURAL) -> "RunSpec":
+                    imbalance: str = NATURAL) -> RunSpec:
         """The description of a run of ``scenario`` (its training rows and loss from
         ``helpers.scenarios``) trained with ``profile`` (its weights decide the protocol) at
         an imbalance setting."""

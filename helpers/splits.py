@@ -161,12 +161,12 @@ def make_split(index_df: pd.DataFrame, spec: DatasetSpec, *, protocol: str = "ra
                ) -> pd.DataFrame:
     """One row per image, sorted by path: the contract columns plus the group sources.
 
-    Extra columns: patient, near_dup (cluster id), near_copy (group id), official_split, moved (the image is in
-    a split other than its official one: official train images carved into val, official val
-    images pooled into train; official protocol only) and excluded (official protocol: the
-    image shares a leakage group with the official test set but is not in it, so it is in no
-    split; its ``split`` is ``"excluded"``). ``write_split`` keeps the contract columns of the
-    train, val and test rows only.
+    Extra columns: patient, near_dup (cluster id), near_copy (group id), official_split,
+    moved (the image is in a split other than its official one: official train images carved
+    into val, official val images pooled into train; official protocol only) and excluded
+    (official protocol: the image shares a leakage group with the official test set but is
+    not in it, so it is in no split; its ``split`` is ``"excluded"``). ``write_split`` keeps
+    the contract columns of the train, val and test rows only.
     """
     if protocol not in PROTOCOLS:
         raise UserError(f"Unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}.")

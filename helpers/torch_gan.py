@@ -145,7 +145,7 @@ class Draws:
     z_generator: torch.Tensor  # (B, latent)
 
     @classmethod
-    def of(cls, seed: int, iteration: int, n: int, s: GanSettings) -> "Draws":
+    def of(cls, seed: int, iteration: int, n: int, s: GanSettings) -> Draws:
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, iteration])
                                               .generate_state(1)[0]))
         steps, b = s.critic_steps, s.batch_size
@@ -193,7 +193,7 @@ class GanState:
     opt_c: torch.optim.Optimizer
 
     @classmethod
-    def build(cls, size: int, s: GanSettings, device: torch.device) -> "GanState":
+    def build(cls, size: int, s: GanSettings, device: torch.device) -> GanState:
         generator = Generator(size, s.width, s.latent).to(device)
         critic = Critic(size, s.width).to(device)
         betas = (s.beta1, s.beta2)

@@ -74,7 +74,7 @@ class ResNet50Classifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.normalize(images))).squeeze(1)
 
-    def train(self, mode: bool = True) -> "ResNet50Classifier":
+    def train(self, mode: bool = True) -> ResNet50Classifier:
         super().train(mode)
         if mode and self.frozen_bn:
             for module in self.modules():

@@ -55,7 +55,7 @@ class EarlyStopping:
     wait: int = 0
 
     @classmethod
-    def start(cls, patience: int, mode: str) -> "EarlyStopping":
+    def start(cls, patience: int, mode: str) -> EarlyStopping:
         """A stopper that has seen nothing: its best is the mode's worst value."""
         return cls(patience, mode, best_value((), mode))
 
@@ -103,7 +103,7 @@ class _Phase:
 
     @classmethod
     def start(cls, params: list[nn.Parameter], phase: Phase, profile: Profile,
-              device: torch.device, steps_per_epoch: int, mode: str) -> "_Phase":
+              device: torch.device, steps_per_epoch: int, mode: str) -> _Phase:
         opt = optimizer(params, phase, device)
         return cls(opt, _scheduler(opt, phase, profile, steps_per_epoch, mode),
                    grad_scaler(device, amp_dtype(device, profile)),

@@ -35,7 +35,8 @@ def run_suite(name: str, args: list[str]) -> tuple[int, dict[str, int]]:
     proc = subprocess.run([c for c in cmd if c], stdout=subprocess.PIPE, text=True)
     print(proc.stdout, end="", flush=True)
     lines = [ln for ln in proc.stdout.splitlines() if re.search(r"\d+ (passed|failed|error)", ln)]
-    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", lines[-1] if lines else "")}
+    last = lines[-1] if lines else ""
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", last)}
     return (0 if proc.returncode == NO_TESTS else proc.returncode), counts
 
 

@@ -195,7 +195,7 @@ def test_run_training_writes_a_named_run_and_skips_it_when_done(fresh_layout: La
 class NaNLoss(keras.losses.Loss):
     """A loss that is NaN from the first step: a diverged run."""
 
-    def call(self, y_true, y_pred):  # noqa: ANN001, ANN201 (Keras' signature)
+    def call(self, y_true, y_pred):
         return keras.ops.mean(y_pred * float("nan"), axis=-1)
 
 
@@ -215,7 +215,7 @@ class FallingLoss(keras.losses.Loss):
         super().__init__(name="falling")
         self.calls = 0
 
-    def call(self, y_true, y_pred):  # noqa: ANN001, ANN201 (Keras' signature)
+    def call(self, y_true, y_pred):
         self.calls += 1
         return keras.losses.binary_crossentropy(1 - y_true, y_pred) - 1000.0 * self.calls
 

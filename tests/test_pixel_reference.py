@@ -22,7 +22,7 @@ def test_features_area_downsample_and_scale() -> None:
     images = np.random.default_rng(0).integers(0, 256, (5, 64, 64), dtype=np.uint8)
     rows = features(images)
     assert rows.shape == (5, PIXELS * PIXELS) and rows.dtype == np.float32
-    assert 0 <= rows.min() and rows.max() <= 1
+    assert rows.min() >= 0 and rows.max() <= 1
     expected = cv2.resize(images[3], (PIXELS, PIXELS), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(rows[3], expected.reshape(-1).astype(np.float32) / 255)
     small = images[:, :PIXELS, :PIXELS]

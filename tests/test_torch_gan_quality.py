@@ -36,7 +36,7 @@ def features(n: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> np.nd
     return np.random.default_rng(seed).normal(size=(n, D)) * scale + shift
 
 
-def feed(metric, real: np.ndarray, fake: np.ndarray):  # noqa: ANN001, ANN201
+def feed(metric, real: np.ndarray, fake: np.ndarray):
     metric.update(torch.from_numpy(real), real=True)
     metric.update(torch.from_numpy(fake), real=False)
     return metric.compute()
