@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CPU_EPOCHS = 6  # scratch epochs of the cpu profile: a full chest run within 12 min on 2 cores
 DEMO_EPOCHS = 14  # the bundled sample has 1/13 of the images: more, shorter epochs (11
@@ -114,12 +116,12 @@ def get_gan_settings(profile: str, **overrides: Any) -> GanSettings:
 def _overridden(table: dict[str, Any], name: str, overrides: dict[str, Any], what: str) -> Any:
     """``table[name]`` with the non-None overrides applied (keys are field names, any case)."""
     if name not in table:
-        raise ValueError(f"Unknown profile {name!r}: choose one of {', '.join(table)}.")
+        raise UserError(f"Unknown profile {name!r}: choose one of {', '.join(table)}.")
     known = {f.name for f in fields(table[name])}
     changes = {k.lower(): v for k, v in overrides.items() if v is not None}
     unknown = set(changes) - known
     if unknown:
-        raise ValueError(f"Unknown {what} setting(s) {sorted(unknown)}: use one of {sorted(known)}.")
+        raise UserError(f"Unknown {what} setting(s) {sorted(unknown)}: use one of {sorted(known)}.")
     return replace(table[name], **changes)
 
 
@@ -212,7 +214,7 @@ def mixed_precision(profile: Profile, device: str) -> bool:
     """Whether a run trains with bfloat16 autocast: ``precision="auto"`` on a GPU, or on a
     CPU that computes bfloat16 natively (1.3-1.5x faster there); "float32" never."""
     if profile.precision not in ("auto", "float32"):
-        raise ValueError(f"precision must be 'auto' or 'float32', not {profile.precision!r}")
+        raise UserError(f"PRECISION must be 'auto' or 'float32', not {profile.precision!r}.")
     return profile.precision == "auto" and (device != "cpu" or cpu_has_bf16())
 
 

@@ -4,7 +4,7 @@ Framework-agnostic: every model of the series passes labels and probabilities he
 Positive class = 1 = disease. An image is predicted positive when ``prob >= threshold``,
 the convention of scikit-learn's ``roc_curve``, so a Youden threshold reproduces its ROC
 point. A metric that is undefined for the input is None with a sentence in ``notes``;
-invalid input (length mismatch, NaN, probabilities outside [0, 1]) is a UserError.
+invalid input (length mismatch, NaN, probabilities outside [0, 1]) is a ValueError.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def _column(values: Any, name: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise UserError(f"{name} must be numeric: pass label_id (0/1) and probabilities.") from None
+        raise ValueError(f"{name} must be numeric: pass label_id (0/1) and probabilities.") from None
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise UserError(f"{name} must hold one value per image (got shape {arr.shape}).")
+        raise ValueError(f"{name} must hold one value per image (got shape {arr.shape}).")
     return arr
 
 
@@ -47,16 +47,16 @@ def _as_arrays(y_true: Any, prob: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validated labels (int, 0/1) and probabilities (float, [0, 1]) of the same length."""
     y, p = _column(y_true, "y_true"), _column(prob, "prob")
     if len(y) != len(p):
-        raise UserError(f"y_true has {len(y)} values but prob has {len(p)}: "
+        raise ValueError(f"y_true has {len(y)} values but prob has {len(p)}: "
                         "pass one probability per label.")
     if np.isnan(p).any():
-        raise UserError(f"prob contains {int(np.isnan(p).sum())} NaN value(s): check the model's "
+        raise ValueError(f"prob contains {int(np.isnan(p).sum())} NaN value(s): check the model's "
                         "outputs (a diverged training gives NaN).")
     if ((p < 0) | (p > 1)).any():
-        raise UserError(f"prob must be probabilities in [0, 1] (got {p.min():g} to {p.max():g}): "
+        raise ValueError(f"prob must be probabilities in [0, 1] (got {p.min():g} to {p.max():g}): "
                         "apply the sigmoid to logits before evaluating.")
     if not np.isin(y, (0, 1)).all():
-        raise UserError("y_true must contain only 0 and 1: use label_id, with 1 = disease.")
+        raise ValueError("y_true must contain only 0 and 1: use label_id, with 1 = disease.")
     return y.astype(int), p
 
 
@@ -136,7 +136,7 @@ def evaluate(y_true: Any, prob: Any, threshold: float = 0.5,
     """
     y, p = _as_arrays(y_true, prob)
     if not 0 <= threshold <= 1:
-        raise UserError(f"threshold must be in [0, 1] (got {threshold}).")
+        raise ValueError(f"threshold must be in [0, 1] (got {threshold}).")
     pred = (p >= threshold).astype(int)
     n, n_pos = len(y), int(y.sum())
     cm = skm.confusion_matrix(y, pred, labels=[0, 1]) if n else np.zeros((2, 2), dtype=int)

@@ -33,7 +33,6 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .errors import UserError
 
 EPS = 1e-6  # added to both covariances when sqrtm fails, as pytorch-fid does
 PR_K = 3
@@ -45,11 +44,11 @@ def _rows(x: np.ndarray, name: str, min_rows: int) -> np.ndarray:
     """``x`` as a finite float64 (n, d) array with at least ``min_rows`` rows."""
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2:
-        raise UserError(f"{name} must be a 2-D array (samples, features): reshape it to (n, -1).")
+        raise ValueError(f"{name} must be a 2-D array (samples, features): reshape it to (n, -1).")
     if len(arr) < min_rows:
-        raise UserError(f"{name} has {len(arr)} rows but needs at least {min_rows}: pass more samples.")
+        raise ValueError(f"{name} has {len(arr)} rows but needs at least {min_rows}: pass more samples.")
     if not np.isfinite(arr).all():
-        raise UserError(f"{name} holds NaN or infinite values: check the feature extraction.")
+        raise ValueError(f"{name} holds NaN or infinite values: check the feature extraction.")
     return arr
 
 
@@ -58,7 +57,7 @@ def _pair(a: np.ndarray, b: np.ndarray, min_rows: int, names: tuple[str, str] = 
     """Both arrays checked by ``_rows``, with the same number of columns."""
     a, b = _rows(a, names[0], min_rows), _rows(b, names[1], min_rows)
     if a.shape[1] != b.shape[1]:
-        raise UserError(f"{names[0]} has {a.shape[1]} features and {names[1]} {b.shape[1]}: "
+        raise ValueError(f"{names[0]} has {a.shape[1]} features and {names[1]} {b.shape[1]}: "
                         "extract both with the same model and layer.")
     return a, b
 
@@ -95,7 +94,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
             offset = np.eye(len(s_a)) * EPS
             tr = _trace_sqrt((s_a + offset) @ (s_b + offset))
         if tr is None:
-            raise UserError("The covariance square root failed even regularised: "
+            raise ValueError("The covariance square root failed even regularised: "
                             "pass more samples or fewer feature dimensions.")
     return max(float(diff @ diff + traces - 2.0 * tr), 0.0)
 
@@ -117,7 +116,7 @@ def kernel_distance(a: np.ndarray, b: np.ndarray, *, subsets: int = 100, subset_
     """KID: mean and (population) std of the unbiased polynomial MMD^2 over random subsets."""
     a, b = _pair(a, b, 2)
     if subsets < 1 or subset_size < 2:
-        raise UserError("kernel_distance needs subsets >= 1 and subset_size >= 2.")
+        raise ValueError("kernel_distance needs subsets >= 1 and subset_size >= 2.")
     m = min(subset_size, len(a), len(b))
     rng = np.random.default_rng(seed)
     scores = [_poly_mmd(a[rng.choice(len(a), m, replace=False)],
@@ -142,7 +141,7 @@ def _inside(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.n
 def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = PR_K) -> tuple[float, float]:
     """Kynkaanniemi precision (fake inside the real manifold) and recall (real inside fake)."""
     if k < 1:
-        raise UserError("precision_recall needs k >= 1.")
+        raise ValueError("precision_recall needs k >= 1.")
     real, fake = _pair(real, fake, k + 1, ("real", "fake"))
     precision = _inside(fake, real, _radii(real, k)).mean()
     recall = _inside(real, fake, _radii(fake, k)).mean()
@@ -171,9 +170,9 @@ def nearest(queries: np.ndarray, reference: np.ndarray, *, exclude_self: bool = 
     queries, reference = _pair(queries, reference, 1, ("queries", "reference"))
     if exclude_self:
         if queries.shape != reference.shape or not np.array_equal(queries, reference):
-            raise UserError("exclude_self=True needs queries and reference to be the same array.")
+            raise ValueError("exclude_self=True needs queries and reference to be the same array.")
         if len(reference) < 2:
-            raise UserError("exclude_self=True needs at least 2 rows.")
+            raise ValueError("exclude_self=True needs at least 2 rows.")
         _, idx = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors()
     else:
         _, idx = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(queries)
@@ -203,7 +202,7 @@ def quality_report(real: np.ndarray, fake: np.ndarray, *, seed: int = 0) -> dict
     """Synthetic vs real half A, beside the floor: real half B vs real half A, same sizes."""
     real, fake = _pair(real, fake, 1, ("real", "fake"))
     if len(real) < 2 * (PR_K + 1) or len(fake) < PR_K + 1:
-        raise UserError(f"quality_report needs at least {2 * (PR_K + 1)} real and {PR_K + 1} "
+        raise ValueError(f"quality_report needs at least {2 * (PR_K + 1)} real and {PR_K + 1} "
                         f"synthetic rows (got {len(real)} and {len(fake)}): pass more samples.")
     half_a, half_b = split_halves(len(real), seed)
     rng = np.random.default_rng(seed)
@@ -228,7 +227,7 @@ def memorisation(real_pixels: np.ndarray, fake_pixels: np.ndarray, *, pairs: int
     real, fake = real.reshape(len(real), -1), fake.reshape(len(fake), -1)
     real, fake = _pair(real, fake, 1, ("real_pixels", "fake_pixels"))
     if len(real) < 2:
-        raise UserError("memorisation needs at least 2 real images for the real-to-real floor.")
+        raise ValueError("memorisation needs at least 2 real images for the real-to-real floor.")
     scale = np.sqrt(real.shape[1])
     syn_d, syn_i = nearest(fake, real)
     real_d, _ = nearest(real, real, exclude_self=True)

@@ -107,6 +107,8 @@ def compare_framework(runs: pd.DataFrame, framework: str, *,
     imbalance setting: tables (seed summary, bootstrap CIs, paired tests, the thesis'
     table, hypotheses on ``metric`` and on SECOND_METRIC, reference rows, the baseline
     against the pixel reference), figures and findings."""
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise UserError(f"N_BOOT must be a positive integer, e.g. 2000 (got {n_boot!r}).")
     comp = load_comparison(runs, framework, threshold, imbalance=imbalance)
     boot = bootstrap_vs_baseline(comp, n_boot=n_boot, seed=seed)
     tests = paired_tests(comp)

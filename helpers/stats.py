@@ -12,7 +12,8 @@ image is predicted positive when ``prob >= threshold`` (as in ``helpers.evaluati
 - ``minimum_detectable_difference`` / ``images_needed``: the power of a comparison: the
   smallest true difference its test detects, and the test images a target difference needs.
 
-Invalid input is a UserError; a metric undefined for a resample is NaN.
+Invalid input (code calling code wrongly) is a ValueError; a metric undefined for a resample
+is NaN.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from .errors import UserError
 from .evaluation import SCALAR_METRICS
 
 METRICS = SCALAR_METRICS
@@ -39,13 +39,13 @@ def _labels(y: Any) -> np.ndarray:
     try:
         arr = np.asarray(y, dtype=float)
     except (TypeError, ValueError):
-        raise UserError("y must be numeric: use label_id, with 1 = disease.") from None
+        raise ValueError("y must be numeric: use label_id, with 1 = disease.") from None
     if arr.ndim != 1:
-        raise UserError(f"y must hold one label per image (got shape {arr.shape}).")
+        raise ValueError(f"y must hold one label per image (got shape {arr.shape}).")
     if not np.isin(arr, (0, 1)).all():
-        raise UserError("y must contain only 0 and 1: use label_id, with 1 = disease.")
+        raise ValueError("y must contain only 0 and 1: use label_id, with 1 = disease.")
     if arr.min(initial=1) == arr.max(initial=0):
-        raise UserError("y must hold both classes (ROC-AUC is undefined otherwise): "
+        raise ValueError("y must hold both classes (ROC-AUC is undefined otherwise): "
                         "compare models on a test set with positive and negative images.")
     return arr.astype(int)
 
@@ -55,17 +55,17 @@ def _probs(values: Any, n: int, name: str, seeds: bool = False) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise UserError(f"{name} must be numeric probabilities.") from None
+        raise ValueError(f"{name} must be numeric probabilities.") from None
     if seeds and arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != (2 if seeds else 1) or arr.shape[-1] != n or arr.size == 0:
-        raise UserError(f"{name} has shape {arr.shape} but y has {n} labels: pass one "
+        raise ValueError(f"{name} has shape {arr.shape} but y has {n} labels: pass one "
                         f"probability per image{' (one row per seed)' if seeds else ''}.")
     if np.isnan(arr).any():
-        raise UserError(f"{name} contains {int(np.isnan(arr).sum())} NaN value(s): check the "
+        raise ValueError(f"{name} contains {int(np.isnan(arr).sum())} NaN value(s): check the "
                         "model's outputs (a diverged training gives NaN).")
     if ((arr < 0) | (arr > 1)).any():
-        raise UserError(f"{name} must be probabilities in [0, 1] (got {arr.min():g} to "
+        raise ValueError(f"{name} must be probabilities in [0, 1] (got {arr.min():g} to "
                         f"{arr.max():g}): apply the sigmoid to logits first.")
     return arr
 
@@ -75,10 +75,10 @@ def _thresholds(values: Any, k: int, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     arr = np.full(k, float(arr)) if arr.ndim == 0 else arr
     if arr.shape != (k,):
-        raise UserError(f"{name} has {arr.size} value(s) for {k} seed(s): pass one threshold "
+        raise ValueError(f"{name} has {arr.size} value(s) for {k} seed(s): pass one threshold "
                         "per seed, or one number for all.")
     if not ((arr >= 0) & (arr <= 1)).all():
-        raise UserError(f"{name} must be in [0, 1] (got {arr.tolist()}).")
+        raise ValueError(f"{name} must be in [0, 1] (got {arr.tolist()}).")
     return arr
 
 
@@ -86,21 +86,21 @@ def _indices(idx: Any, n: int) -> np.ndarray:
     """Resampling indices as an (n_boot, m) int array with values in [0, n)."""
     arr = np.asarray(idx)
     if arr.ndim != 2 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise UserError("idx must be an (n_boot, n) integer array: use bootstrap_indices(y).")
+        raise ValueError("idx must be an (n_boot, n) integer array: use bootstrap_indices(y).")
     if arr.min() < 0 or arr.max() >= n:
-        raise UserError(f"idx must index the {n} images (0 to {n - 1}): use bootstrap_indices(y).")
+        raise ValueError(f"idx must index the {n} images (0 to {n - 1}): use bootstrap_indices(y).")
     return arr
 
 
 def _check_n_boot(n_boot: int) -> int:
     if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 1:
-        raise UserError(f"n_boot must be a positive integer, e.g. 2000 (got {n_boot}).")
+        raise ValueError(f"n_boot must be a positive integer, e.g. 2000 (got {n_boot}).")
     return int(n_boot)
 
 
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
-        raise UserError(f"level must be between 0 and 1, e.g. 0.95 (got {level}).")
+        raise ValueError(f"level must be between 0 and 1, e.g. 0.95 (got {level}).")
 
 
 def bootstrap_indices(y: np.ndarray, n_boot: int = 2000, seed: int = 42) -> np.ndarray:
@@ -256,7 +256,7 @@ def mcnemar_exact(y: Any, pred_a: Any, pred_b: Any) -> dict[str, float]:
     for name, pred in (("pred_a", pred_a), ("pred_b", pred_b)):
         arr = np.asarray(pred, dtype=float)
         if arr.shape != y.shape or not np.isin(arr, (0, 1)).all():
-            raise UserError(f"{name} must hold one 0/1 prediction per label ({len(y)} values): "
+            raise ValueError(f"{name} must hold one 0/1 prediction per label ({len(y)} values): "
                             "pass (prob >= threshold).astype(int).")
         correct.append(arr == y)
     a, b = correct
@@ -274,7 +274,7 @@ def _delong(y: Any, probs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """
     y = _labels(y)
     if min(y.sum(), len(y) - y.sum()) < 2:
-        raise UserError("DeLong's variance needs at least two images of each class: use a "
+        raise ValueError("DeLong's variance needs at least two images of each class: use a "
                         "larger test set.")
     scores = np.stack([_probs(p, len(y), name) for name, p in probs.items()])
     pos, neg = scores[:, y == 1], scores[:, y == 0]
@@ -313,10 +313,10 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     stay NaN and are not counted in the family."""
     p = np.asarray(pvalues, dtype=float)
     if p.ndim != 1:
-        raise UserError(f"pvalues must be a flat list of p-values (got shape {p.shape}).")
+        raise ValueError(f"pvalues must be a flat list of p-values (got shape {p.shape}).")
     ok = ~np.isnan(p)
     if ((p[ok] < 0) | (p[ok] > 1)).any():
-        raise UserError("pvalues must be in [0, 1] (NaN for a test that was not run).")
+        raise ValueError("pvalues must be in [0, 1] (NaN for a test that was not run).")
     out = np.full(p.shape, np.nan)
     if ok.any():
         out[ok] = multipletests(p[ok], method="holm")[1]
@@ -329,11 +329,11 @@ def minimum_detectable_difference(se: Any, alpha: float = 0.05, power: float = 0
     (z_{1 - alpha/2} + z_{power}) * se, about 2.80 * se at the defaults. NaN stays NaN;
     an array gives an array."""
     if not (0 < alpha < 1 and 0 < power < 1):
-        raise UserError(f"alpha and power must be between 0 and 1, e.g. 0.05 and 0.80 (got "
+        raise ValueError(f"alpha and power must be between 0 and 1, e.g. 0.05 and 0.80 (got "
                         f"{alpha} and {power}).")
     arr = np.asarray(se, dtype=float)
     if (arr < 0).any():
-        raise UserError(f"se must be a standard error, 0 or more (got {arr.min():g}).")
+        raise ValueError(f"se must be a standard error, 0 or more (got {arr.min():g}).")
     return (sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) * arr[()]
 
 
@@ -342,9 +342,9 @@ def images_needed(n: int, mdd: Any, target: Any) -> Any:
     ``n`` images down to ``target`` at the same variance per image (the standard error
     scales as 1 / sqrt(n)): n * (mdd / target)^2, rounded up. NaN stays NaN."""
     if isinstance(n, bool) or int(n) != n or n < 1:
-        raise UserError(f"n must be the number of test images, a positive integer (got {n}).")
+        raise ValueError(f"n must be the number of test images, a positive integer (got {n}).")
     mdd, target = np.asarray(mdd, dtype=float), np.asarray(target, dtype=float)
     if (mdd < 0).any() or (target <= 0).any():
-        raise UserError("mdd must be 0 or more and target above 0 (a difference to detect, in "
+        raise ValueError("mdd must be 0 or more and target above 0 (a difference to detect, in "
                         "the units of mdd).")
     return np.ceil(n * (mdd / target) ** 2)[()]

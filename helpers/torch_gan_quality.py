@@ -25,7 +25,6 @@ from torch import nn
 
 from . import gan_quality
 from .config import Layout
-from .errors import UserError
 from .runs import best_run
 from .torch_checkpoints import load_checkpoint
 from .torch_models import ResNet50Classifier
@@ -78,7 +77,7 @@ def _space(extract: Extractor | str, real: np.ndarray, fake: np.ndarray,
     real_f, fake_f = features(extract, real, device), features(extract, fake, device)
     try:
         report = gan_quality.quality_report(real_f, fake_f, seed=seed)
-    except UserError as error:  # too few images for the statistics: said, not fatal
+    except ValueError as error:  # too few images for the statistics: said, not fatal
         print(error)
         return {"status": "skipped", "reason": str(error)}
     return {"status": "measured", "dims": int(real_f.shape[1]), **about, **report}

@@ -11,6 +11,7 @@ import pytest
 
 from helpers.config import (PROFILES, REPO_ROOT, Layout, get_profile, mixed_precision,
                             save_json)
+from helpers.errors import UserError
 
 
 def test_profiles_grow_from_smoke_to_full() -> None:
@@ -29,16 +30,16 @@ def test_mixed_precision_only_where_the_chip_has_bfloat16(monkeypatch: pytest.Mo
     assert not mixed_precision(auto, "cpu")
     monkeypatch.setattr("helpers.config.cpu_has_bf16", lambda: True)
     assert mixed_precision(auto, "cpu") and not mixed_precision(off, "cpu")
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(UserError, match="PRECISION"):
         mixed_precision(get_profile("cpu", precision="fp8"), "cpu")
 
 
 def test_get_profile_overrides_and_errors() -> None:
     p = get_profile("smoke", IMAGE_SIZE=48, epochs_head=None)
     assert p.image_size == 48 and p.epochs_head == PROFILES["smoke"].epochs_head
-    with pytest.raises(ValueError, match="Unknown profile 'huge'"):
+    with pytest.raises(UserError, match="Unknown profile 'huge'"):
         get_profile("huge")
-    with pytest.raises(ValueError, match="Unknown profile setting"):
+    with pytest.raises(UserError, match="Unknown profile setting"):
         get_profile("cpu", colour="red")
 
 

@@ -103,13 +103,13 @@ def test_degenerate_defined_values() -> None:
     (["NORMAL", "PNEUMONIA"], [0.1, 0.9], "numeric"),
     ([0, 1], [[0.9, 0.1], [0.2, 0.8]], "one value per image"),
 ])
-def test_invalid_input_is_a_user_error(y: list, p: list, message: str) -> None:
-    with pytest.raises(UserError, match=message):
+def test_invalid_input_is_a_value_error(y: list, p: list, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         evaluate(y, p)
 
 
-def test_invalid_threshold_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="threshold"):
+def test_invalid_threshold_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="threshold"):
         evaluate(Y, P, threshold=1.5)
 
 
