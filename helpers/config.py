@@ -108,6 +108,25 @@ GAN_SETTINGS: dict[str, GanSettings] = {
 }
 
 
+PROFILE_USES = {"smoke": "the tests, seconds", "demo": "the bundled sample (467 images)",
+                "cpu": "a laptop CPU, the full chest set", "full": "a GPU, the thesis' settings"}
+
+
+def profile_table() -> str:
+    """Every profile and its WGAN-GP as one Markdown table: docs/running.md carries it,
+    ``make sync-notebooks`` writes it there, a test keeps the two equal."""
+    head = ("| profile | for | image px | batch | scratch epochs | transfer epochs (head + fine-tune) "
+            "| weights | seeds | WGAN-GP iterations | GAN batch | GAN width | GAN checkpoint every |")
+    rows = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for name, p in PROFILES.items():
+        g = GAN_SETTINGS[name]
+        cells = [f"`{name}`", PROFILE_USES[name], p.image_size, p.batch_size, p.epochs_scratch,
+                 f"{p.epochs_head} + {p.epochs_finetune}", p.weights, len(p.seeds),
+                 f"{g.iterations:,}", g.batch_size, g.width, f"{g.checkpoint_every:,}"]
+        rows.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
 def get_gan_settings(profile: str, **overrides: Any) -> GanSettings:
     """The profile's GAN settings with the non-None overrides applied (field names, any case)."""
     return _overridden(GAN_SETTINGS, profile, overrides, "GAN")

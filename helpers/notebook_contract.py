@@ -21,11 +21,13 @@ from collections.abc import Sequence
 import nbformat
 
 from .colab import BRANCH, DRIVE_FOLDER, REPOSITORY
-from .config import REPO_ROOT
+from .config import REPO_ROOT, profile_table
 from .errors import UserError
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 README = REPO_ROOT / "README.md"
+PROFILE_DOC = REPO_ROOT / "docs" / "running.md"
+PROFILE_TABLE = re.compile(r"(<!-- profiles: .*? -->\n).*?(<!-- /profiles -->)", re.S)
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_URL = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/"
                        r"[^/\s)]+/notebooks/")
@@ -114,6 +116,27 @@ def sync_readme(path: Path = README) -> bool:
     return after != before
 
 
+def sync_profile_table(path: Path = PROFILE_DOC) -> bool:
+    """Write ``config.profile_table()`` between the profile markers of ``path``."""
+    before = path.read_text()
+    if not PROFILE_TABLE.search(before):
+        raise UserError(f"{path} lacks the <!-- profiles: ... --> and <!-- /profiles --> markers: "
+                        "restore them around its profile table.")
+    after = PROFILE_TABLE.sub(lambda m: m.group(1) + profile_table() + m.group(2), before)
+    if after != before:
+        path.write_text(after)
+    return after != before
+
+
+def profile_table_problems(path: Path = PROFILE_DOC) -> list[str]:
+    """Whether ``path``'s profile table is the one helpers/config.py makes."""
+    match = PROFILE_TABLE.search(path.read_text())
+    table = match.group(0) if match else ""
+    return [] if profile_table() in table else [
+        f"{path.name}: the profile table is not the one helpers/config.py makes "
+        "(run make sync-notebooks)"]
+
+
 def problems(path: Path) -> list[str]:
     """What ``path`` lacks of the contract (empty: it keeps it)."""
     nb = nbformat.read(path, as_version=4)
@@ -148,11 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.check:
             found = [f"{nb.name}: {p}" for nb in notebooks for p in problems(nb)]
-            found += readme_problems(notebooks)
+            found += readme_problems(notebooks) + profile_table_problems()
             print("\n".join(found) or f"{len(notebooks)} notebooks keep the contract")
             return 1 if found else 0
         changed = [nb.name for nb in notebooks if sync_notebook(nb)]
         changed += ["README.md"] if sync_readme() else []
+        changed += [PROFILE_DOC.name] if sync_profile_table() else []
     except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1

@@ -39,6 +39,15 @@ def test_the_readme_links_every_notebook_to_colab() -> None:
     assert contract.readme_problems(NOTEBOOKS) == []
 
 
+def test_the_profile_table_in_the_docs_is_the_one_config_makes(tmp_path: Path) -> None:
+    assert contract.profile_table_problems() == []
+    stale = tmp_path / "running.md"
+    stale.write_text(contract.PROFILE_DOC.read_text().replace("| `demo` |", "| `demo` | 16 |"))
+    assert contract.profile_table_problems(stale) != []
+    assert contract.sync_profile_table(stale) and contract.profile_table_problems(stale) == []
+    assert not contract.sync_profile_table(stale)  # idempotent
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_executed_by_the_notebook_tests(path: Path) -> None:
     assert path.name[:2] in exercised() or path.stem in OPT_OUT
