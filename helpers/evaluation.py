@@ -9,7 +9,6 @@ invalid input (length mismatch, NaN, probabilities outside [0, 1]) is a ValueErr
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from sklearn import metrics as skm
 from . import plots
 from .config import save_json
 from .errors import UserError
+from .run_folder import RunFolder
 
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision",
                   "npv", "f1", "mcc", "roc_auc", "pr_auc", "brier_score", "log_loss")
@@ -250,14 +250,6 @@ def save_run_results(run_dir: str | Path, *, test: pd.DataFrame, val: pd.DataFra
     return metrics
 
 
-def load_run(run_dir: str | Path) -> dict[str, Any]:
-    """The metrics dict a run saved (its metrics.json)."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise UserError(f"No metrics.json in {path.parent}: run the notebook that trains this model first.")
-    return json.loads(path.read_text())
-
-
 def _scalars(result: Mapping[str, Any]) -> dict[str, Any]:
     """Threshold, scalar metrics and confusion counts of one ``evaluate`` result."""
     cm = result["confusion_matrix"]
@@ -274,4 +266,5 @@ def compare_runs(runs: Mapping[str, str | Path], threshold: str = "threshold_0.5
     """Saved runs side by side (rows = metrics, columns = run names) at one threshold key."""
     if threshold not in THRESHOLDS:
         raise UserError(f"threshold must be one of {list(THRESHOLDS)} (got {threshold!r}).")
-    return pd.DataFrame({name: _scalars(load_run(path)[threshold]) for name, path in runs.items()})
+    return pd.DataFrame({name: _scalars(RunFolder(path).metrics[threshold])
+                         for name, path in runs.items()})

@@ -13,7 +13,6 @@ can be computed in a process of its own (``maps_in_subprocess``).
 from __future__ import annotations
 
 import importlib
-import json
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from .config import Layout
 from .data import REGISTRY, UnreadableImageError, decode_image
 from .errors import UserError
 from .preprocessing import preprocess
+from .run_folder import RunFolder
 from .scenarios import SCENARIOS
 
 MODULES = {"pytorch": "helpers.torch_gradcam", "keras": "helpers.keras_gradcam"}
@@ -115,16 +115,15 @@ class TrainedRun:
 
 def load_run(run_dir: str | Path) -> TrainedRun:
     """The classifier run in ``run_dir``; a folder that is not one stops with a sentence."""
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     try:
-        config = json.loads((run_dir / "config.json").read_text())
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{run_dir} holds no finished run (config.json and metrics.json): "
+        config, metrics = folder.config, folder.metrics
+    except (UserError, ValueError):
+        raise UserError(f"{folder.path} holds no finished run (config.json and metrics.json): "
                         f"train one with notebooks 03, 04 or 06.") from None
     if config.get("framework") not in MODULES or "youden_threshold" not in metrics:
         raise UserError(f"{run_dir.name} is not a Keras or PyTorch classifier run.")
-    return TrainedRun(run_dir, config, metrics)
+    return TrainedRun(folder.path, config, metrics)
 
 
 def find_runs(root: str | Path) -> list[TrainedRun]:

@@ -42,6 +42,7 @@ from .errors import UserError
 from .imbalance import NATURAL, suffix
 from .imbalance import settings as imbalance_settings
 from .protocols import training_settings
+from .run_folder import RunFolder
 from .runs import RunSpec
 from .scenarios import SCENARIOS
 
@@ -172,14 +173,9 @@ def _finished(job: GridJob) -> bool:
     """Whether the run's results exist and were trained with the grid's profile and seed
     (the settings ``runs.finished`` compares, less the loss and the row count, which the
     run itself checks once its data are loaded)."""
-    results = job.layout.results(job.name)
-    if not (results / "metrics.json").is_file() or not (results / "config.json").is_file():
-        return False
-    recorded = json.loads((results / "config.json").read_text()).get("settings", {})
-    expected = json.loads(json.dumps(training_settings(job.settings, seed=job.seed, loss="",
-                                                       train_images=0)))
-    return all(recorded.get(k) == v for k, v in expected.items()
-               if k not in ("loss", "train_images"))
+    expected = training_settings(job.settings, seed=job.seed, loss="", train_images=0)
+    return RunFolder(job.layout.results(job.name)).trained_with(
+        expected, ignore=("loss", "train_images"))
 
 
 def job_state(job: GridJob) -> dict[str, Any]:

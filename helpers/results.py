@@ -11,7 +11,6 @@ older than the imbalance sweep are "natural".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from .errors import UserError
 from . import evaluation
 from .evaluation import SCALAR_METRICS, THRESHOLDS
 from .imbalance import normalise
+from .run_folder import RunFolder
 
 KEYS = ["run", "kind", "framework", "scenario", "protocol", "seed", "split_protocol",
         "training_data", "loss", "imbalance"]
@@ -40,11 +40,11 @@ def _kind(config: dict[str, Any], metrics: dict[str, Any]) -> str:
 
 def _row(run_dir: Path) -> dict[str, Any] | None:
     """One run's row, or None (said in a line) when its folder lacks the files of a finished run."""
-    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
-    if not (config_path.is_file() and metrics_path.is_file()):
+    folder = RunFolder(run_dir)
+    if not folder.done:
         print(f"Skipped {run_dir.name}: no config.json and metrics.json (an unfinished run).")
         return None
-    config, metrics = json.loads(config_path.read_text()), json.loads(metrics_path.read_text())
+    config, metrics = folder.config, folder.metrics
     kind = _kind(config, metrics)
     row: dict[str, Any] = {k: config.get(k) for k in KEYS[2:]}
     try:
@@ -154,6 +154,5 @@ def histories(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
 def class_names(runs: pd.DataFrame) -> list[str]:
     """The class names by label_id (negative first), from the first classifier's config."""
     rows = runs[runs["kind"] != "gan"]
-    config = ({} if rows.empty else
-              json.loads((Path(rows["results_dir"].iloc[0]) / "config.json").read_text()))
+    config = {} if rows.empty else RunFolder(rows["results_dir"].iloc[0]).config
     return list(evaluation.class_names(config))

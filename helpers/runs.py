@@ -21,6 +21,7 @@ from .errors import UserError
 from .imbalance import NATURAL, normalise, suffix, training_ratio
 from .model_data import TRAINING_DATA
 from .protocols import protocol_for
+from .run_folder import RunFolder
 from .scenarios import get_scenario
 
 FRAMEWORKS = ("keras", "pytorch", "sklearn")
@@ -83,10 +84,7 @@ def check_protocol(spec: RunSpec, profile: Profile, framework: str) -> None:
 def finished(layout: Layout, spec: RunSpec, settings: dict[str, Any]) -> bool:
     """Whether this run already finished with these training settings (its config.json
     records them when its results are written): then it is not trained again."""
-    config = layout.results(spec.name) / "config.json"
-    if not (config.is_file() and (config.parent / "metrics.json").is_file()):
-        return False
-    return json.loads(config.read_text()).get("settings") == json.loads(json.dumps(settings))
+    return RunFolder(layout.results(spec.name)).trained_with(settings)
 
 
 @dataclass(frozen=True)
@@ -103,12 +101,10 @@ class RunOutcome:
 
 def saved_outcome(layout: Layout, spec: RunSpec) -> RunOutcome:
     """The outcome of a finished run, read from its results folder (and said so)."""
-    run_dir = layout.results(spec.name)
-    print(f"{spec.name} finished already: results read from {run_dir} (RESUME=False runs it "
+    folder = RunFolder(layout.results(spec.name))
+    print(f"{spec.name} finished already: results read from {folder.path} (RESUME=False runs it "
           f"again).")
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return RunOutcome(spec, metrics, run_dir, Path(config["checkpoint"]), trained=False)
+    return RunOutcome(spec, folder.metrics, folder.path, folder.checkpoint, trained=False)
 
 
 def save_outcome(layout: Layout, spec: RunSpec, *, test: pd.DataFrame, val: pd.DataFrame,
@@ -136,14 +132,16 @@ def best_run(layout: Layout, framework: str, scenario: str = "baseline", *,
     record no monitor are older ones), which rank by the lowest: the two scales cannot be
     compared."""
     found = []
-    for config_path in layout.runs_dir.glob(f"{framework}-{scenario}-*/config.json"):
-        config = json.loads(config_path.read_text())
+    for path in layout.runs_dir.glob(f"{framework}-{scenario}-*/"):
+        folder = RunFolder(path)
+        if not folder.done:
+            continue
+        config = folder.config
         size = config.get("profile", {}).get("image_size")
         value = config.get("best_value", config.get("best_val_loss"))
-        if (config_path.parent / "metrics.json").is_file() and value is not None \
-                and image_size in (None, size) and Path(config["checkpoint"]).is_file() \
+        if value is not None and image_size in (None, size) and folder.checkpoint is not None \
+                and folder.checkpoint.is_file() \
                 and normalise(config.get("imbalance")) == normalise(imbalance):
             by_auc = config.get("monitor", "val_loss") == "val_auc"
-            found.append((not by_auc, -value if by_auc else value, config_path.parent.name,
-                          config_path.parent))
+            found.append((not by_auc, -value if by_auc else value, folder.name, folder.path))
     return min(found)[3] if found else None

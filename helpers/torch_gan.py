@@ -14,7 +14,6 @@ never interrupted.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from . import plots
 from .config import GanSettings, Layout, Profile, save_json
 from .errors import UserError
 from .imbalance import training_ratio
+from .run_folder import RunFolder
 from .runs import RunSpec, finished
 from .synthetic import (Minority, gan_images, load_synthetic_images, mosaic, synthetic_set_complete,
                         to_uint8, write_synthetic_set)
@@ -410,7 +410,7 @@ def run_gan(layout: Layout, profile: Profile, s: GanSettings, *, seed: int = 42,
                             imbalance=spec.imbalance)
     manifest = pd.read_csv(synthetic_dir / "manifest.csv")
     if done:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = RunFolder(run_dir).metrics
     else:
         metrics = _evaluate(layout, spec, profile, s, arrays.images, minority, record,
                             torch_device, inception)

@@ -14,7 +14,6 @@ The statistics themselves are framework-free (``helpers.gan_quality``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from torch import nn
 
 from . import gan_quality
 from .config import Layout
+from .run_folder import RunFolder
 from .runs import best_run
 from .torch_checkpoints import load_checkpoint
 from .torch_models import ResNet50Classifier
@@ -44,9 +44,8 @@ def features(extract: Extractor, images: np.ndarray, device: torch.device,
 
 def classifier_extractor(run_dir: Path, device: torch.device) -> Extractor:
     """The penultimate layer (after the 512-unit ReLU) of a trained run's best weights."""
-    config = json.loads((run_dir / "config.json").read_text())
     model = ResNet50Classifier(pretrained=False)
-    model.load_state_dict(load_checkpoint(Path(config["checkpoint"]))["model"])
+    model.load_state_dict(load_checkpoint(RunFolder(run_dir).checkpoint)["model"])
     model = model.to(device).eval()
     body: nn.Module = model.head[:-1]
     return lambda x: body(model.backbone(model.normalize(x)))

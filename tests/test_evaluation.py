@@ -13,7 +13,8 @@ from PIL import Image
 from sklearn import metrics as skm
 
 from helpers.errors import UserError
-from helpers.evaluation import (SCALAR_METRICS, compare_runs, evaluate, load_run, metrics_table,
+from helpers.run_folder import RunFolder
+from helpers.evaluation import (SCALAR_METRICS, compare_runs, evaluate, metrics_table,
                                 save_run_results, youden_threshold)
 from helpers.plots import plot_history, plot_pr, plot_roc
 
@@ -150,7 +151,7 @@ def test_save_run_results_writes_every_file(tmp_path) -> None:
     assert metrics["youden_threshold"] == 0.6 and metrics["youden_note"] is None
     assert metrics["threshold_0.5"] == evaluate(Y, P, 0.5, ["NORMAL", "PNEUMONIA"])
     assert metrics["threshold_youden"]["threshold"] == 0.6
-    assert load_run(run) == metrics  # metrics.json round-trips
+    assert RunFolder(run).metrics == metrics  # metrics.json round-trips
     predictions = pd.read_csv(run / "predictions.csv")
     assert list(predictions.columns) == ["split", "path", "label_id", "probability"]
     assert predictions["split"].value_counts().to_dict() == {"test": len(Y), "val": 6}
@@ -185,7 +186,7 @@ def test_tables(tmp_path) -> None:
     assert list(both.columns) == ["keras", "torch"] and set(SCALAR_METRICS) <= set(both.index)
     assert both.loc["tp", "keras"] == 3 and both.loc["tp", "torch"] == 4
     with pytest.raises(UserError, match="No metrics.json"):
-        load_run(tmp_path / "missing")
+        compare_runs({"missing": tmp_path / "missing"})
 
 
 def test_history_plot_marks_the_phase_boundary() -> None:
