@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import results, stats
 from .errors import UserError
-from .evaluation import SCALAR_METRICS
+from .evaluation import SCALAR_METRICS, THRESHOLD_RULES
 from .imbalance import NATURAL
 from .scenarios import SCENARIOS
 
@@ -42,8 +42,7 @@ H1_GAIN = 3.0  # points: the thesis' "improves performance by at least 3%"
 # image the majority class.
 SECOND_METRIC = "balanced_accuracy"
 REDUNDANT_MARGIN = 1.0  # points: the smallest gain from adding focal loss worth having
-RULES = {"threshold_0.5": "threshold 0.5",
-         "threshold_youden": "each run's Youden threshold on its validation images"}
+RULES = {r.key: r.description for r in THRESHOLD_RULES}
 # Reported elsewhere, labelled with where they come from (rates in percent).
 LITERATURE = pd.DataFrame([
     ("thesis baseline (image-level split, leaky; 586 other test images: not comparable)",

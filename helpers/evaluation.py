@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,25 @@ SCALAR_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity",
                   "npv", "f1", "mcc", "roc_auc", "pr_auc", "brier_score", "log_loss")
 CLASS_NAMES = ("negative", "positive")
 PREDICTION_COLUMNS = ["split", "path", "label_id", "probability"]  # predictions.csv
-THRESHOLDS = {"threshold_0.5": "threshold 0.5", "threshold_youden": "Youden threshold"}
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """One way of turning probabilities into labels, named the same everywhere."""
+
+    key: str  # its results in metrics.json
+    name: str  # as notebook 07's THRESHOLDS parameter names it
+    label: str  # in metric tables
+    prefix: str  # of its columns in the run tables (helpers.results)
+    description: str  # in the comparison's captions
+
+
+THRESHOLD_RULES = (
+    ThresholdRule("threshold_0.5", "0.5", "threshold 0.5", "t05", "threshold 0.5"),
+    ThresholdRule("threshold_youden", "youden", "Youden threshold", "youden",
+                  "each run's Youden threshold on its validation images"),
+)
+THRESHOLDS = {r.key: r.label for r in THRESHOLD_RULES}
 
 
 def _column(values: Any, name: str) -> np.ndarray:

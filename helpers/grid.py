@@ -215,7 +215,7 @@ def finished_runs(jobs: Sequence[GridJob]) -> dict[str, Path]:
     return {j.name: j.layout.results(j.name) for j in jobs if _finished(j)}
 
 
-def metrics_table(jobs: Sequence[GridJob], threshold: str = "threshold_youden") -> pd.DataFrame:
+def done_metrics(jobs: Sequence[GridJob], threshold: str = "threshold_youden") -> pd.DataFrame:
     """Test metrics of the done runs, one row per run (framework, scenario, seed first), at
     the validation-chosen threshold unless ``threshold`` says "threshold_0.5"."""
     done = finished_runs(jobs)
@@ -228,7 +228,7 @@ def metrics_table(jobs: Sequence[GridJob], threshold: str = "threshold_youden") 
     return pd.concat([keys, table], axis=1)
 
 
-def histories(jobs: Sequence[GridJob]) -> dict[str, dict[str, pd.DataFrame]]:
+def done_histories(jobs: Sequence[GridJob]) -> dict[str, dict[str, pd.DataFrame]]:
     """The done runs' training histories, by scenario and then by "framework seed<N>"
     ("framework-r10 seed<N>" at an imbalance setting other than natural)."""
     done = pd.DataFrame([(j.scenario, f"{j.framework}{suffix(j.imbalance)}", j.seed,

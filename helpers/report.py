@@ -17,6 +17,7 @@ from .comparison import (BASELINE, SECOND_METRIC, Comparison, baseline_vs_pixels
                          paired_tests, reference_rows, scale, seed_summary, thesis_table)
 from .config import Layout
 from .errors import UserError
+from .evaluation import THRESHOLD_RULES
 from .imbalance import NATURAL, order as imbalance_order
 
 
@@ -201,7 +202,7 @@ def plan(runs: pd.DataFrame, frameworks: str = "auto", thresholds: str = "youden
     framework with a finished baseline; ``thresholds`` of "youden" and "0.5"; every
     imbalance setting with a finished baseline of the framework (natural for a framework
     named without one, whose comparison then says what to run)."""
-    keys = {"youden": "threshold_youden", "0.5": "threshold_0.5"}
+    keys = {r.name: r.key for r in THRESHOLD_RULES}
     chosen_t = [t.strip() for t in thresholds.split(",") if t.strip()]
     if not chosen_t or set(chosen_t) - set(keys):
         raise UserError(f"THRESHOLDS {thresholds!r} must name youden and/or 0.5, e.g. "

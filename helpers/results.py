@@ -21,7 +21,7 @@ import pandas as pd
 from .config import Layout
 from .errors import UserError
 from . import evaluation
-from .evaluation import SCALAR_METRICS, THRESHOLDS
+from .evaluation import SCALAR_METRICS, THRESHOLD_RULES, THRESHOLDS
 from .imbalance import normalise
 from .run_folder import RunFolder
 
@@ -29,7 +29,7 @@ KEYS = ["run", "kind", "framework", "scenario", "protocol", "seed", "split_proto
         "training_data", "loss", "imbalance"]
 KINDS = ("classifier", "reference", "gan")  # a model of 03/04/06, the pixel reference, the GAN
 GAN_MEASURES = ("frechet_distance", "kid_mean", "precision", "recall", "two_sample_auc")
-PREFIXES = {"threshold_0.5": "t05", "threshold_youden": "youden"}  # column prefix per threshold
+PREFIXES = {r.key: r.prefix for r in THRESHOLD_RULES}  # column prefix per threshold rule
 
 
 def _kind(config: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -151,7 +151,7 @@ def histories(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
     return out
 
 
-def class_names(runs: pd.DataFrame) -> list[str]:
+def class_names_of(runs: pd.DataFrame) -> list[str]:
     """The class names by label_id (negative first), from the first classifier's config."""
     rows = runs[runs["kind"] != "gan"]
     config = {} if rows.empty else RunFolder(rows["results_dir"].iloc[0]).config

@@ -76,7 +76,7 @@ def test_every_finished_run_is_one_row_of_its_kind(layout: Layout,
     assert base["n_test"] == 50 and base["image_size"] == 32
     gan = runs.set_index("run").loc["pytorch-wgan_gp-32px-seed42"]
     assert (gan["frechet_distance"], gan["frechet_distance_real"]) == (3.0, 0.1)
-    assert results.class_names(runs) == ["well", "sick"]
+    assert results.class_names_of(runs) == ["well", "sick"]
 
 
 def test_predictions_align_by_image_and_other_splits_stop(layout: Layout) -> None:
