@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,15 @@ import pandas as pd
 from .config import Layout, Profile, mixed_precision
 from .errors import UserError
 from .keras_data import EpochSetter, KerasData, load_datasets
-from .keras_losses import make_loss
-from .keras_models import (build_model, configure_phase, describe_device, pick_device,
-                           set_seeds)
-from .model_data import HISTORY_COLUMNS, row_counts
+from .keras_losses import make_loss as make_loss  # a hook of runs.drive
+from .keras_models import build_model, configure_phase, pick_device, set_seeds
+from .keras_models import describe_device as describe_device  # a hook of runs.drive
+from .model_data import HISTORY_COLUMNS
 from .preprocessing import write_atomic
 from .protocols import (FINAL_FRACTION, PLATEAU_MIN_LR, WARMUP_START, Phase, TrainResult,
                         best_epoch_of, best_value, monitor_mode, protocol_for,
                         require_best_weights, training_plan, training_settings, warmup_steps)
-from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
-from .scenarios import class_counts
+from .runs import RunOutcome, RunSpec, drive
 
 BEST = "best.weights.h5"
 _STATE_KEYS = ("wait", "best", "cooldown_counter", "best_epoch")  # callbacks' counters
@@ -256,7 +256,7 @@ def train(data: KerasData, profile: Profile, *, seed: int, checkpoint_dir: str |
     planned = training_plan(profile)
     directory = Path(checkpoint_dir)
     loss_fn = loss if loss is not None else keras.losses.BinaryCrossentropy()
-    settings = training_settings(profile, seed=seed, loss=_loss_name(loss_fn),
+    settings = training_settings(profile, seed=seed, loss=loss_name(loss_fn),
                                  train_images=len(data.arrays["train"]))
     _checkpoint_settings(directory, settings, resume)
     device = pick_device()
@@ -276,7 +276,7 @@ def train(data: KerasData, profile: Profile, *, seed: int, checkpoint_dir: str |
                        protocol_for(profile.weights), tuple(planned), monitor)
 
 
-def _loss_name(loss: keras.losses.Loss) -> str:
+def loss_name(loss: keras.losses.Loss) -> str:
     """A loss and its settings, as the run's settings record them."""
     config = {k: v for k, v in loss.get_config().items() if k not in ("name", "dtype")}
     return f"{type(loss).__name__}({', '.join(f'{k}={v!r}' for k, v in sorted(config.items()))})"
@@ -291,39 +291,27 @@ def predict_split(model: keras.Model, data: KerasData, split: str) -> pd.DataFra
                          "probability": probability})
 
 
+FRAMEWORK = "keras"
+
+
+def load_run_data(spec: RunSpec, layout: Layout, profile: Profile, device: str) -> KerasData:
+    """The run's split as Keras datasets (a hook of ``runs.drive``; ``device`` is recorded
+    only: TensorFlow places its ops on a GPU when it sees one)."""
+    return load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
+                         training_data=spec.training_data, imbalance=spec.imbalance)
+
+
+def prune_checkpoint(checkpoint: Path) -> None:
+    """Keep the best weights only, once the results are written (``best.weights.h5``)."""
+    for leftover in checkpoint.parent.iterdir():
+        if leftover.name != BEST:
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+
 def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
                  loss: keras.losses.Loss | None = None, resume: bool = True,
                  device: str | None = None) -> RunOutcome:
-    """One run, start to end: load the split's cached images, build, train, predict the
-    validation and test splits, and save the results under the run's name.
-
-    A run that finished with the same settings is not trained again (``resume=False``
-    trains it afresh); an interrupted one continues from its last epoch. Once the results
-    are written, only the best weights are kept (``best.weights.h5``). ``device`` is
-    recorded only: TensorFlow places its ops on a GPU when it sees one.
-    """
-    check_protocol(spec, profile, "keras")
-    data = load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
-                         training_data=spec.training_data,
-                         imbalance=spec.imbalance)
-    loss_fn = loss if loss is not None else make_loss(spec.scenario,
-                                                      class_counts(data.arrays["train"].labels))
-    settings = training_settings(profile, seed=spec.seed, loss=_loss_name(loss_fn),
-                                 train_images=len(data.arrays["train"]))
-    if resume and finished(layout, spec, settings):
-        return saved_outcome(layout, spec)
-    directory = layout.checkpoints(spec.name)
-    result = train(data, profile, seed=spec.seed, checkpoint_dir=directory, loss=loss_fn,
-                   resume=resume)
-    outcome = save_outcome(
-        layout, spec, test=predict_split(result.model, data, "test"),
-        val=predict_split(result.model, data, "val"), history=result.history,
-        checkpoint=result.checkpoint,
-        config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
-                "training_rows": row_counts(data.arrays["train"]),
-                "device": describe_device(pick_device(device), profile), **result.config()})
-    for leftover in directory.iterdir():  # weights only, once done
-        if leftover.name != BEST:
-            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    return outcome
+    """One run, start to end (``runs.drive`` with this module's hooks)."""
+    return drive(spec, layout, profile, sys.modules[__name__], loss=loss, resume=resume,
+                 device=device)
 

@@ -9,9 +9,10 @@ pixel reference is a run of framework ``sklearn``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -20,9 +21,10 @@ from .config import Layout, Profile
 from .errors import UserError
 from .imbalance import NATURAL, normalise, suffix, training_ratio
 from .model_data import TRAINING_DATA
-from .protocols import protocol_for
+from .model_data import row_counts
+from .protocols import TrainResult, protocol_for, training_settings
 from .run_folder import RunFolder
-from .scenarios import get_scenario
+from .scenarios import class_counts, get_scenario
 
 FRAMEWORKS = ("keras", "pytorch", "sklearn")
 
@@ -145,3 +147,51 @@ def best_run(layout: Layout, framework: str, scenario: str = "baseline", *,
             by_auc = config.get("monitor", "val_loss") == "val_auc"
             found.append((not by_auc, -value if by_auc else value, folder.name, folder.path))
     return min(found)[3] if found else None
+
+
+class TrainingSide(Protocol):
+    """The hooks a framework's ``*_training`` module provides to ``drive`` (the same names
+    on both sides: tests/test_mirror.py)."""
+
+    FRAMEWORK: str
+    make_loss: Callable[[str, Mapping[int, int]], Any]
+    pick_device: Callable[[Any], Any]
+    describe_device: Callable[[Any, Profile], str]
+
+    def load_run_data(self, spec: RunSpec, layout: Layout, profile: Profile, device: Any) -> Any: ...
+    def loss_name(self, loss: Any) -> str: ...
+    def train(self, data: Any, profile: Profile, *, seed: int, checkpoint_dir: Path, loss: Any,
+              resume: bool) -> TrainResult: ...
+    def predict_split(self, model: Any, data: Any, split: str) -> pd.DataFrame: ...
+    def prune_checkpoint(self, checkpoint: Path) -> None: ...
+
+
+def drive(spec: RunSpec, layout: Layout, profile: Profile, side: TrainingSide, *,
+          loss: Any = None, resume: bool = True, device: str | None = None) -> RunOutcome:
+    """One run, start to end, the same in both frameworks: load the split's cached images,
+    make the scenario's loss, skip a run that finished with these settings (``resume=False``
+    trains it afresh), train (an interrupted run continues from its last epoch), predict the
+    validation and test splits, save the results under the run's name and keep only the
+    best weights. ``side`` is the framework's training module, whose ``run_training`` this is."""
+    check_protocol(spec, profile, side.FRAMEWORK)
+    runtime = side.pick_device(device)
+    data = side.load_run_data(spec, layout, profile, runtime)
+    train_labels = data.arrays["train"].labels
+    loss_fn = loss if loss is not None else side.make_loss(spec.scenario, class_counts(train_labels))
+    settings = training_settings(profile, seed=spec.seed, loss=side.loss_name(loss_fn),
+                                 train_images=len(data.arrays["train"]))
+    if resume and finished(layout, spec, settings):
+        return saved_outcome(layout, spec)
+    where = side.describe_device(runtime, profile)
+    print(f"{spec.name} on {where}")
+    result = side.train(data, profile, seed=spec.seed, checkpoint_dir=layout.checkpoints(spec.name),
+                        loss=loss_fn, resume=resume)
+    outcome = save_outcome(
+        layout, spec, test=side.predict_split(result.model, data, "test"),
+        val=side.predict_split(result.model, data, "val"), history=result.history,
+        checkpoint=result.checkpoint,
+        config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
+                "training_rows": row_counts(data.arrays["train"]), "device": where,
+                **result.config()})
+    side.prune_checkpoint(result.checkpoint)
+    return outcome

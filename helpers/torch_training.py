@@ -14,6 +14,7 @@ because each epoch's batches depend on (seed, epoch) alone.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,19 +30,20 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 from tqdm import tqdm
 
 from .config import Layout, Profile
-from .model_data import HISTORY_COLUMNS, row_counts
+from .model_data import HISTORY_COLUMNS
 from .protocols import (PLATEAU_MIN_LR, Phase, TrainResult, best_value, improves,
                         is_pretrained, monitor_mode, protocol_for, require_best_weights,
                         training_plan, training_settings, warmup_cosine_lr)
-from .runs import RunOutcome, RunSpec, check_protocol, finished, save_outcome, saved_outcome
-from .scenarios import class_counts
+from .runs import RunOutcome, RunSpec, drive
 from .torch_checkpoints import (load_checkpoint, resume_checkpoint, rng_state, save_checkpoint,
                                 set_rng_state)
 from .torch_data import TorchData, load_datasets
-from .torch_losses import make_loss
+from .torch_losses import make_loss as make_loss  # a hook of runs.drive
 from .torch_models import (ResNet50Classifier, amp_dtype, build_model, configure_phase,
-                           describe_device, grad_scaler, optimizer, pick_device,
-                           predict_logits, set_seeds, to_device, train_step)
+                           grad_scaler, optimizer, predict_logits, set_seeds, to_device,
+                           train_step)
+from .torch_models import describe_device as describe_device  # hooks of runs.drive
+from .torch_models import pick_device as pick_device
 
 
 @dataclass
@@ -190,7 +192,7 @@ def train(data: TorchData, profile: Profile, *, seed: int, checkpoint_dir: str |
     device = data.batches["train"].device
     amp = amp_dtype(device, profile)
     loss_fn = (loss if loss is not None else nn.BCEWithLogitsLoss()).to(device)
-    settings = training_settings(profile, seed=seed, loss=repr(loss_fn),
+    settings = training_settings(profile, seed=seed, loss=loss_name(loss_fn),
                                  train_images=len(data.arrays["train"]))
     resumed = resume_checkpoint(directory / "last.pt", settings, resume,
                                 (directory / "best.pt",))
@@ -241,37 +243,30 @@ def predict_split(model: nn.Module, data: TorchData, split: str) -> pd.DataFrame
                          "probability": torch.sigmoid(logits.double()).cpu().numpy()})
 
 
+FRAMEWORK = "pytorch"
+
+
+def load_run_data(spec: RunSpec, layout: Layout, profile: Profile,
+                  device: torch.device) -> TorchData:
+    """The run's split, batches on ``device`` (a hook of ``runs.drive``)."""
+    return load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
+                         training_data=spec.training_data, imbalance=spec.imbalance,
+                         num_workers=profile.num_workers, device=device)
+
+
+def loss_name(loss: nn.Module) -> str:
+    """A loss and its settings, as the run's settings record them."""
+    return repr(loss)
+
+
+def prune_checkpoint(checkpoint: Path) -> None:
+    """Keep the best weights only, once the results are written (``best.pt``)."""
+    (checkpoint.parent / "last.pt").unlink(missing_ok=True)
+
+
 def run_training(spec: RunSpec, layout: Layout, profile: Profile, *,
                  loss: nn.Module | None = None, resume: bool = True,
                  device: str | None = None) -> RunOutcome:
-    """One run, start to end: load the split's cached images, build, train, predict the
-    validation and test splits, and save the results under the run's name.
-
-    A run that finished with the same settings is not trained again (``resume=False``
-    trains it afresh); an interrupted one continues from its last epoch. Once the results
-    are written, only the best weights are kept (``best.pt``).
-    """
-    check_protocol(spec, profile, "pytorch")
-    torch_device = pick_device(device)
-    data = load_datasets(layout, profile.image_size, profile.batch_size, spec.seed,
-                         training_data=spec.training_data,
-                         imbalance=spec.imbalance, num_workers=profile.num_workers,
-                         device=torch_device)
-    loss_fn = loss if loss is not None else make_loss(spec.scenario,
-                                                      class_counts(data.arrays["train"].labels))
-    settings = training_settings(profile, seed=spec.seed, loss=repr(loss_fn),
-                                 train_images=len(data.arrays["train"]))
-    if resume and finished(layout, spec, settings):
-        return saved_outcome(layout, spec)
-    print(f"{spec.name} on {describe_device(torch_device, profile)}")
-    result = train(data, profile, seed=spec.seed, checkpoint_dir=layout.checkpoints(spec.name),
-                   loss=loss_fn, resume=resume)
-    outcome = save_outcome(
-        layout, spec, test=predict_split(result.model, data, "test"),
-        val=predict_split(result.model, data, "val"), history=result.history,
-        checkpoint=result.checkpoint,
-        config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
-                "training_rows": row_counts(data.arrays["train"]),
-                "device": describe_device(torch_device, profile), **result.config()})
-    (result.checkpoint.parent / "last.pt").unlink(missing_ok=True)  # weights only, once done
-    return outcome
+    """One run, start to end (``runs.drive`` with this module's hooks)."""
+    return drive(spec, layout, profile, sys.modules[__name__], loss=loss, resume=resume,
+                 device=device)

@@ -13,7 +13,7 @@ import pytest
 
 from helpers.errors import UserError
 from helpers.keras_losses import LDAMLoss, WeightedBinaryCrossentropy, make_loss
-from helpers.keras_training import _loss_name
+from helpers.keras_training import loss_name
 from helpers.scenarios import LDAM_SCALE, SCENARIOS, class_weights, ldam_margins, reference_loss
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings(
@@ -85,7 +85,7 @@ def test_compiled_model_fits_and_evaluates_to_the_reference(name: str) -> None:
 
 
 def test_loss_name_records_each_loss_and_its_parameters() -> None:
-    names = {name: _loss_name(make_loss(name, COUNTS)) for name in SCENARIOS}
+    names = {name: loss_name(make_loss(name, COUNTS)) for name in SCENARIOS}
     assert len({names[n] for n in ("baseline", "focal", "weighted", "ldam")}) == 4
     assert names["wgan"] == names["ros"] == names["baseline"]
     assert names["wgan_focal"] == names["focal"]

@@ -15,7 +15,10 @@ HELPERS = Path(__file__).resolve().parent.parent / "helpers"
 MIRRORED = {
     "data": ("load_datasets",),
     "models": ("build_model", "configure_phase", "set_seeds", "pick_device", "describe_device"),
-    "training": ("train", "predict_split", "run_training"),  # both return protocols.TrainResult
+    # the hooks of runs.drive (with make_loss, pick_device and describe_device, mirrored in
+    # losses and models) and run_training, which calls it
+    "training": ("load_run_data", "loss_name", "train", "predict_split", "prune_checkpoint",
+                 "run_training"),
     "gradcam": ("load_model", "gradcam_maps", "probabilities", "maps_and_probabilities"),
 }
 
