@@ -130,7 +130,7 @@ def seed_summary(runs: pd.DataFrame, threshold: str = "threshold_youden") -> pd.
     """Mean and standard deviation over seeds of every metric, per framework and scenario
     (classifiers and the pixel reference), with the number of seeds."""
     columns = results.metric_columns(threshold)
-    rows = runs[runs["kind"] != "gan"].rename(columns=columns)
+    rows = results.at_threshold(runs[runs["kind"] != "gan"], threshold)
     stats_ = rows.groupby(["framework", "scenario"], sort=False)[list(columns.values())]
     out = stats_.mean().add_suffix("_mean").join(stats_.std(ddof=1).add_suffix("_sd"))
     out.insert(0, "seeds", rows.groupby(["framework", "scenario"], sort=False).size())
@@ -322,8 +322,8 @@ def reference_rows(runs: pd.DataFrame, threshold: str = "threshold_youden", *,
     reference on this split at the ``imbalance`` setting (measured), and the literature's
     reported numbers (the thesis always, marked not comparable; Kermany 2018 and MedMNIST
     on the official test only)."""
-    columns = results.metric_columns(threshold)
-    pixel = results.select(runs, kind="reference", imbalance=imbalance).rename(columns=columns)
+    pixel = results.at_threshold(results.select(runs, kind="reference", imbalance=imbalance),
+                                 threshold)
     measured = pd.DataFrame({
         "source": [f"{s} on 32x32 pixels, this split ({RULES[threshold]}; measured)"
                    for s in pixel["scenario"]],

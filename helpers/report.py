@@ -61,7 +61,7 @@ def _runs_of(runs: pd.DataFrame, comp: Comparison) -> pd.DataFrame:
 def _seed_rows(runs: pd.DataFrame, comp: Comparison) -> pd.DataFrame:
     columns = results.metric_columns(comp.threshold)
     rows = _runs_of(runs, comp)
-    rows = rows.rename(columns=columns)[["scenario", "seed", *columns.values()]]
+    rows = results.at_threshold(rows, comp.threshold)[["scenario", "seed", *columns.values()]]
     for metric in columns.values():
         rows[metric] = rows[metric] * scale(metric)
     return rows

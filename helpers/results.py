@@ -86,6 +86,14 @@ def read_runs(layout: Layout) -> pd.DataFrame:
     return table[KEYS + [c for c in table.columns if c not in KEYS]].reset_index(drop=True)
 
 
+def at_threshold(runs: pd.DataFrame, threshold: str) -> pd.DataFrame:
+    """The runs with one threshold rule's metric columns under the metrics' own names; the
+    GAN's measures of the same name (precision, recall) are left out, never doubled."""
+    columns = metric_columns(threshold)
+    clash = [c for c in runs.columns if c in set(columns.values())]
+    return runs.drop(columns=clash).rename(columns=columns)
+
+
 def metric_columns(threshold: str) -> dict[str, str]:
     """{column of ``read_runs``: metric} at one threshold key of ``evaluation.THRESHOLDS``."""
     if threshold not in THRESHOLDS:

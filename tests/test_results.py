@@ -77,6 +77,9 @@ def test_every_finished_run_is_one_row_of_its_kind(layout: Layout,
     gan = runs.set_index("run").loc["pytorch-wgan_gp-32px-seed42"]
     assert (gan["frechet_distance"], gan["frechet_distance_real"]) == (3.0, 0.1)
     assert results.class_names_of(runs) == ["well", "sick"]
+    youden = results.at_threshold(runs, "threshold_youden")  # the GAN's precision is not doubled
+    assert youden.columns.is_unique
+    assert youden.set_index("run").loc[base.name, "precision"] == base["youden_precision"]
 
 
 def test_predictions_align_by_image_and_other_splits_stop(layout: Layout) -> None:
