@@ -202,8 +202,10 @@ def calibration(grays: Sequence[np.ndarray], nearest: np.ndarray) -> pd.DataFram
     """Distances of known copies against those of different images: one row per copy
     (``make_copy`` of each of ``grays``, kind = the copy kind) and one per image of the
     data set (kind "nearest other image", ``nearest_other``)."""
-    rows = [(kind, distance(thumbnail(g), thumbnail(make_copy(g, kind))))
-            for g in tqdm(grays, desc="calibration", unit="image") for kind in COPY_KINDS]
+    rows = []
+    for g in tqdm(grays, desc="calibration", unit="image"):
+        original = thumbnail(g)
+        rows += [(kind, distance(original, thumbnail(make_copy(g, kind)))) for kind in COPY_KINDS]
     rows += [("nearest other image", d) for d in nearest[np.isfinite(nearest)]]
     return pd.DataFrame(rows, columns=["kind", "distance"])
 

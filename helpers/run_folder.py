@@ -1,6 +1,6 @@
 """One run's results folder (``results/<dataset>/runs/<run>/``), read in one place: its
-``config.json`` and ``metrics.json``, the weights it names, its predictions and history,
-and whether it finished (docs/layout.md)."""
+``config.json`` and ``metrics.json``, the weights it names, and whether it finished
+(docs/layout.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from .errors import UserError
 
@@ -65,9 +63,3 @@ class RunFolder:
         recorded = {k: v for k, v in self.config.get("settings", {}).items() if k not in skip}
         expected = {k: v for k, v in json.loads(json.dumps(dict(settings))).items() if k not in skip}
         return recorded == expected
-
-    def predictions(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "predictions.csv")
-
-    def history(self) -> pd.DataFrame:
-        return pd.read_csv(self.path / "history.csv")
