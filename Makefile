@@ -25,12 +25,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # SCENARIOS=all runs all seven.
 SCENARIOS ?= baseline,wgan,weighted
 demo: install
-	$(BIN)/python -m helpers.run --dataset chest_xray --profile demo -p WEIGHTS=$(WEIGHTS) \
+	$(BIN)/python -m helpers.notebook.run --dataset chest_xray --profile demo -p WEIGHTS=$(WEIGHTS) \
 		-p SCENARIOS=$(SCENARIOS)
 
 # Any data set: make run DATASET=brain_tumor DATA_DIR=/path PROFILE=cpu WEIGHTS=imagenet
 run: install
-	$(BIN)/python -m helpers.run --dataset $(DATASET) --data-dir "$(DATA_DIR)" --profile $(PROFILE) \
+	$(BIN)/python -m helpers.notebook.run --dataset $(DATASET) --data-dir "$(DATA_DIR)" --profile $(PROFILE) \
 		$(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) -p WEIGHTS=$(WEIGHTS)
 
 # JupyterLab on the series: the notebooks' "python3" kernel is this environment's Python,
@@ -38,10 +38,10 @@ run: install
 lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# After a change of REPOSITORY or BRANCH in helpers/colab.py: rewrite every Colab badge (the
+# After a change of REPOSITORY or BRANCH in helpers/notebook/colab.py: rewrite every Colab badge (the
 # README's too), the Colab parameters and the setup cell of every notebook.
 sync-notebooks: install
-	$(BIN)/python -m helpers.notebook_contract
+	$(BIN)/python -m helpers.notebook.contract
 
 # ruff on the whole repository, rules in pyproject.toml ([tool.ruff]); make test runs it first.
 lint: install
@@ -57,7 +57,7 @@ app: install
 	APP_ROOT="$(ROOT)" $(BIN)/python -m streamlit run app/streamlit_app.py \
 		--server.headless true --browser.gatherUsageStats false
 
-# Debian's headless Chromium and its driver for the browser test (tests/test_app_browser.py),
+# Debian's headless Chromium and its driver for the browser test (tests/app/test_app_browser.py),
 # installed with apt-get where it may; without them that test is skipped and says why.
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
 
 from helpers.config import PROFILES, get_gan_settings
-from helpers.torch_gan import Draws, GanState, train_iteration
+from helpers.torch.gan import Draws, GanState, train_iteration
 
 WARMUP = 2
 

@@ -18,8 +18,8 @@ import tempfile
 import pandas as pd
 
 from helpers.config import Layout
-from helpers.data import class_folder_of, find_files, get_spec
-from helpers.preprocessing import build_cache
+from helpers.data.datasets import class_folder_of, find_files, get_spec
+from helpers.data.preprocessing import build_cache
 
 
 def main() -> None:

@@ -41,12 +41,24 @@ from torchvision import transforms as T
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
 
 from helpers.config import SAMPLE_DIR, Layout, get_profile
-from helpers.model_data import Augmentation, load_arrays
-from helpers.protocols import phases
-from helpers.torch_data import ImageArrayDataset, make_batches
-from helpers.torch_models import (MEAN, STD, GreyToImageNet, ResNet50Classifier,
-                                  amp_dtype, configure_phase, describe_device, grad_scaler,
-                                  optimizer, set_seeds, to_device, train_step)
+from helpers.data.arrays import load_arrays
+from helpers.torch.data import ImageArrayDataset, make_batches
+from helpers.torch.models import (
+    MEAN,
+    STD,
+    GreyToImageNet,
+    ResNet50Classifier,
+    amp_dtype,
+    configure_phase,
+    describe_device,
+    grad_scaler,
+    optimizer,
+    set_seeds,
+    to_device,
+    train_step,
+)
+from helpers.training.batches import Augmentation
+from helpers.training.protocols import phases
 
 IMAGENET_MEAN = [m / 255 for m in MEAN]
 IMAGENET_STD = [s / 255 for s in STD]

@@ -3,21 +3,20 @@
 Profiles are defined here and nowhere else: ``smoke`` (tests, seconds), ``demo`` (the
 bundled sample, minutes), ``cpu`` (a laptop, real data) and ``full`` (a GPU, the thesis
 settings). Which training protocol a run follows depends on its weights (see
-``helpers.protocols`` and docs/protocols.md).
+``helpers.training.protocols`` and docs/protocols.md).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import UserError
+from helpers.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CPU_EPOCHS = 6  # scratch epochs of the cpu profile: a full chest run within 12 min on 2 cores
@@ -182,7 +181,7 @@ class Layout:
 
     def imbalanced_csv(self, imbalance: str, ros: bool = False) -> Path:
         """The training rows of an imbalance setting other than natural
-        (``helpers.imbalance``), or their oversampled copy (``ros``)."""
+        (``helpers.data.imbalance``), or their oversampled copy (``ros``)."""
         return self.split_csv.with_name(f"{self.dataset}_train_r{imbalance}"
                                         f"{'_ros' if ros else ''}.csv")
 
@@ -199,7 +198,7 @@ class Layout:
         return self.root / "data" / "synthetic" / self.dataset / f"{size}px{tail}"
 
     def checkpoints(self, run: str) -> Path:
-        """A trained run's checkpoints (``run``: a run name, ``helpers.runs.RunSpec.name``)."""
+        """A trained run's checkpoints (``run``: a run name, ``helpers.training.runs.RunSpec.name``)."""
         return self.root / "checkpoints" / self.dataset / "runs" / run
 
     def results(self, run: str) -> Path:
@@ -242,16 +241,3 @@ def seed_everything(seed: int) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
-
-
-def save_json(obj: Any, path: Path) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON (dataclasses and Paths allowed)."""
-    def default(o: Any) -> Any:
-        if hasattr(o, "__dataclass_fields__"):
-            return asdict(o)
-        if isinstance(o, (Path, np.generic)):
-            return o.item() if isinstance(o, np.generic) else str(o)
-        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=default) + "\n")
-    return path

@@ -1,9 +1,10 @@
 """Shared fixtures: tiny real data (from the bundled sample) and a prepared layout.
 
-Keras and torch tests live in ``test_keras_*.py`` / ``test_torch_*.py`` and run in
-processes of their own (TensorFlow >= 2.20 loaded before Triton, which the CUDA build of
-torch pulls in, crashes the process: tensorflow issue 124205); nothing here imports
-either framework.
+The tests mirror the package's process split: ``tests/core`` (helpers' framework-free
+subpackages, the notebooks), ``tests/keras``, ``tests/torch`` and ``tests/app``, each run
+in a process of its own by ``tests/run_suites.py`` (TensorFlow >= 2.20 loaded before
+Triton, which the CUDA build of torch pulls in, crashes the process: tensorflow issue
+124205); nothing here imports either framework.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers.config import SAMPLE_DIR, Layout, save_json
+from helpers.config import SAMPLE_DIR, Layout
+from helpers.io import save_json
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import gradcam
+from helpers.analysis import gradcam
 
 SIZE = 32
 SQUARES = [(4, 4, 8), (18, 6, 8), (10, 20, 10)]  # (top, left, side) per image

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import evaluation
+from helpers.analysis import evaluation
 from helpers.config import SAMPLE_DIR, Layout, get_profile
-from helpers.data import read_image
-from helpers.preprocessing import preprocess
-from helpers.runs import RunSpec
+from helpers.data.datasets import read_image
+from helpers.data.preprocessing import preprocess
+from helpers.training.runs import RunSpec
 
 SIZE = 32
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -40,9 +40,9 @@ def _predictions(predict: Predict, split: str, per_class: int) -> pd.DataFrame:
 def _torch_model(folder: Path) -> tuple[Path, Predict]:
     import torch
 
-    from helpers.torch_checkpoints import save_checkpoint
-    from helpers.torch_gradcam import probabilities
-    from helpers.torch_models import build_model
+    from helpers.torch.checkpoints import save_checkpoint
+    from helpers.torch.gradcam import probabilities
+    from helpers.torch.models import build_model
 
     torch.manual_seed(0)
     model = build_model(SIZE, "none").eval()
@@ -53,8 +53,8 @@ def _torch_model(folder: Path) -> tuple[Path, Predict]:
 def _keras_model(folder: Path) -> tuple[Path, Predict]:
     import keras
 
-    from helpers.keras_gradcam import probabilities
-    from helpers.keras_models import build_model
+    from helpers.keras.gradcam import probabilities
+    from helpers.keras.models import build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(SIZE, "none")
