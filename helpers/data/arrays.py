@@ -6,6 +6,7 @@ Each process decodes the cache once, never per epoch; both frameworks' loaders s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.data import near_copies
 from helpers.config import Layout
-from helpers.io import save_json
+from helpers.data import near_copies
 from helpers.data.datasets import OFFICIAL_SPLITS, audit_dir, read_image
+from helpers.io import save_json
 
 # ---------------------------------------------------------------- duplicates
 

@@ -25,10 +25,10 @@ from joblib import Parallel, cpu_count, delayed
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm  # plain text bar: works in papermill without ipywidgets
 
-from helpers.data import kaggle, near_copies
 from helpers.config import SAMPLE_DIR, Layout
-from helpers.io import save_json
+from helpers.data import kaggle, near_copies
 from helpers.errors import UserError
+from helpers.io import save_json
 
 INDEX_COLUMNS = ["path", "label", "official_split", "patient", "md5", "phash", "phash_mirror",
                  "near_copy", "nearest_other", "width", "height", "format", "mode", "bytes"]

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import Layout
-from helpers.io import save_json, write_atomic
 from helpers.errors import UserError
+from helpers.io import save_json, write_atomic
 
 NATURAL = "natural"
 

@@ -22,6 +22,7 @@ from tqdm import tqdm  # plain text bar: works in papermill without ipywidgets
 from helpers.config import Layout
 from helpers.data.datasets import read_image
 from helpers.errors import UserError
+from helpers.io import write_atomic
 
 CROP_FRACTION = 0.95  # centre crop: side of the square / shorter side
 FOREGROUND_MARGIN = 0.05  # foreground crop: margin on each side / box side

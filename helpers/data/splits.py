@@ -35,11 +35,11 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import LabelEncoder
 
-from helpers.data.audit import near_duplicate_groups
 from helpers.config import Layout
-from helpers.io import save_json
+from helpers.data.audit import near_duplicate_groups
 from helpers.data.datasets import DatasetSpec, read_image
 from helpers.errors import UserError
+from helpers.io import save_json
 
 COLUMNS = ["path", "label", "label_id", "split", "group", "md5"]
 SPLITS = ("train", "val", "test")

@@ -26,11 +26,10 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import Layout
-from helpers.io import save_json
-from helpers.errors import UserError
-from helpers.data.imbalance import NATURAL
 from helpers.data.arrays import SplitArrays, load_arrays, read_split_rows
-from helpers.io import write_atomic
+from helpers.data.imbalance import NATURAL
+from helpers.errors import UserError
+from helpers.io import save_json, write_atomic
 
 MANIFEST_COLUMNS = ["file", "label", "label_id", "seed", "iteration", "md5"]
 
