@@ -3,6 +3,8 @@ those plus the synthetic minority images, or the oversampled rows."""
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
 from helpers.config import Layout
@@ -11,7 +13,8 @@ from helpers.data.imbalance import NATURAL
 from helpers.data.synthetic import synthetic_arrays
 from helpers.errors import UserError
 
-TRAINING_DATA = ("original", "synthetic", "ros")  # the scenarios' training rows
+TrainingData = Literal["original", "synthetic", "ros"]  # the scenarios' training rows
+TRAINING_DATA: tuple[str, ...] = get_args(TrainingData)
 
 
 def load_all_arrays(layout: Layout, size: int, training_data: str = "original",

@@ -13,9 +13,9 @@ from typing import Literal
 
 import numpy as np
 
+from helpers.data.training_data import TrainingData
 from helpers.errors import UserError
 
-TrainingData = Literal["original", "synthetic", "ros"]
 LossKind = Literal["bce", "focal", "weighted", "ldam"]
 
 FOCAL_GAMMA = 2.0
