@@ -10,10 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from helpers.errors import UserError
+
+TMP_SUFFIX = ".tmp"  # a temporary file: <name>.<pid>.tmp beside its final name
+
 
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -22,6 +26,30 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def temporary_name(path: str | Path) -> str:
+    """A temporary name beside ``path``, unique to this process."""
+    return f"{path}.{os.getpid()}{TMP_SUFFIX}"
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Remove the temporary files (``*.tmp``) under ``folder`` that an interrupted writer
+    left behind; return how many. Call it where one process owns the folder."""
+    stale = [p for p in folder.rglob(f"*{TMP_SUFFIX}") if p.is_file()] if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def read_json(path: Path, remedy: str) -> Any:
+    """The JSON the pipeline wrote at ``path``; a damaged file stops with one sentence that
+    names it and says what to do (``remedy``, e.g. "delete it and run notebook 02 again")."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        reason = err.msg if isinstance(err, json.JSONDecodeError) else "not text"
+        raise UserError(f"{path} is damaged ({reason}): {remedy}.") from None
 
 
 def save_json(obj: Any, path: Path) -> Path:

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from helpers.config import SAMPLE_DIR, Layout
-from helpers.io import save_json
+from helpers.data.split_file import write_split_file
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +62,9 @@ def prepared_layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
             rows.append({"path": rel, "label": "sick" if label_id else "well",
                          "label_id": label_id, "split": split, "group": f"{split}{i}",
                          "md5": f"{split}{i:030d}"})
-    df = pd.DataFrame(rows)
-    layout.split_csv.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(layout.split_csv, index=False)
-    save_json({"dataset": "toy", "data_dir": str(root), "positive_class": "sick",
-               "classes": {"well": 0, "sick": 1}, "protocol": "random", "seed": 42},
-              layout.split_config)
+    write_split_file(layout, pd.DataFrame(rows),
+                     {"dataset": "toy", "data_dir": str(root), "positive_class": "sick",
+                      "classes": {"well": 0, "sick": 1}, "protocol": "random", "seed": 42})
     return layout
 
 

@@ -87,14 +87,8 @@ class TrainedRun:
 
     @property
     def checkpoint(self) -> Path:
-        """The best weights: where config.json says, else the same file under the root that
-        holds this results folder (a copied or moved root)."""
-        recorded = Path(self.config["checkpoint"])
-        if recorded.is_file():
-            return recorded
-        root = self.run_dir.parents[3]  # <root>/results/<dataset>/runs/<run>
-        return root / "checkpoints" / self.run_dir.parent.parent.name / "runs" / self.name / \
-            recorded.name
+        """The best weights, under the root that holds this results folder."""
+        return RunFolder(self.run_dir).checkpoint
 
     def card(self) -> dict[str, Any]:
         """What the run is and how it scored on its test images (at its threshold)."""

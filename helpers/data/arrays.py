@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,9 +17,8 @@ import pandas as pd
 
 from helpers.config import Layout
 from helpers.data.imbalance import NATURAL, normalise, ratio_of
+from helpers.data.split_file import SPLITS, checked_rows, read_split_file
 from helpers.errors import UserError
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,14 @@ def read_split_rows(layout: Layout, split: str, ros: bool = False,
         if not csv.exists():
             raise UserError(f"No training rows at IMBALANCE {imbalance} ({csv}): run notebook "
                             f"02 with IMBALANCE including {imbalance} first.")
+    elif not ros:
+        df, _ = read_split_file(layout)
+        return df[df["split"] == split].reset_index(drop=True)
     else:
-        csv = layout.ros_csv if ros else layout.split_csv
+        csv = layout.ros_csv
     if not csv.exists():
         raise UserError(f"No split file at {csv}: run notebook 02 (preprocessing) first.")
-    df = pd.read_csv(csv)
+    df = checked_rows(csv, f"delete {csv.name} and run notebook 02 again")
     return df[df["split"] == split].reset_index(drop=True)
 
 
@@ -68,10 +71,17 @@ def load_arrays(layout: Layout, split: str, size: int, ros: bool = False,
     files = [str(layout.cache_path(p, size)) for p in rows["path"]]
     with ThreadPoolExecutor(workers) as pool:
         images = list(pool.map(_read_png, files))
-    missing = [f for f, img in zip(files, images) if img is None]
-    if missing:
-        raise UserError(f"{len(missing)} cached image(s) of the {split} split are missing at "
-                        f"{size} px (first: {missing[0]}): run notebook 02 with IMAGE_SIZE={size}.")
+    unread = [f for f, img in zip(files, images) if img is None]
+    damaged = [f for f in unread if Path(f).is_file()]
+    for f in damaged:  # removed, so that notebook 02 writes them again
+        Path(f).unlink()
+    if damaged:
+        raise UserError(f"{len(damaged)} cached image(s) of the {split} split could not be read "
+                        f"(first: {damaged[0]}) and were removed: run notebook 02 with "
+                        f"IMAGE_SIZE={size} again to rebuild them.")
+    if unread:
+        raise UserError(f"{len(unread)} cached image(s) of the {split} split are missing at "
+                        f"{size} px (first: {unread[0]}): run notebook 02 with IMAGE_SIZE={size}.")
     bad = [f for f, img in zip(files, images) if img.shape != (size, size)]
     if bad:
         raise UserError(f"Cached image {bad[0]} is not {size}x{size}: delete "

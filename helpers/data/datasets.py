@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
 from collections import Counter
@@ -28,7 +27,7 @@ from tqdm import tqdm  # plain text bar: works in papermill without ipywidgets
 from helpers.config import SAMPLE_DIR, Layout
 from helpers.data import kaggle, near_copies
 from helpers.errors import UserError
-from helpers.io import save_json
+from helpers.io import read_json, save_json
 
 INDEX_COLUMNS = ["path", "label", "official_split", "patient", "md5", "phash", "phash_mirror",
                  "near_copy", "nearest_other", "width", "height", "format", "mode", "bytes"]
@@ -453,7 +452,7 @@ def load_index(layout: Layout, data_dir: str | os.PathLike | None = None) -> pd.
                         "version made it): run notebook 01 again with the same DATASET and ROOT.")
     df[THUMBNAIL] = list(thumbs)
     info_path = path.with_suffix(".json")
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = read_json(info_path, "run notebook 01 again") if info_path.is_file() else {}
     if data_dir is not None and info.get("data_dir") != str(Path(data_dir).resolve()):
         raise UserError(f"The index at {path} was built from {info.get('data_dir')}, not {data_dir}: "
                         "run notebook 01 again with this DATA_DIR.")

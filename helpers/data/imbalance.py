@@ -19,7 +19,6 @@ ROS and the WGAN-GP balance them, and the GAN learns from the kept minority imag
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import pandas as pd
 
 from helpers.config import Layout
 from helpers.errors import UserError
-from helpers.io import save_json, write_atomic
+from helpers.io import read_json, save_json, write_atomic
 
 NATURAL = "natural"
 
@@ -136,7 +135,7 @@ def write_training_rows(layout: Layout, imbalance: str) -> dict[str, Any]:
     meta = csv.with_suffix(".json")
     seed = int(config.get("seed", 42))
     if csv.is_file() and meta.is_file():
-        record = json.loads(meta.read_text())
+        record = read_json(meta, f"delete it and {csv.name} to subsample again")
         if record.get("split_md5") != _md5(layout.split_csv) or record.get("seed") != seed:
             raise UserError(f"{csv} was subsampled from another split: delete it and its .json "
                             f"and .._ros.csv to subsample again.")

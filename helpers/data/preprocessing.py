@@ -22,7 +22,7 @@ from tqdm import tqdm  # plain text bar: works in papermill without ipywidgets
 from helpers.config import Layout
 from helpers.data.datasets import read_image
 from helpers.errors import UserError
-from helpers.io import write_atomic
+from helpers.io import remove_stale_temporaries, write_atomic
 
 CROP_FRACTION = 0.95  # centre crop: side of the square / shorter side
 FOREGROUND_MARGIN = 0.05  # foreground crop: margin on each side / box side
@@ -94,6 +94,20 @@ def preprocess(img: np.ndarray, crop_mode: str = "center", size: int = 224) -> n
     return _resize(out, size)
 
 
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk of every complete PNG
+
+
+def complete_png(path: str | Path) -> bool:
+    """Whether the file ends as a complete PNG does (its IEND chunk): a file cut short by a
+    crash or a full disk does not. Reads 12 bytes."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-len(_PNG_END), os.SEEK_END)
+            return f.read() == _PNG_END
+    except OSError:  # missing, or shorter than the chunk
+        return False
+
+
 def _cache_one(src: str, dst: str, crop_mode: str, size: int) -> str | None:
     """Preprocess ``src`` into the PNG ``dst``; None, or the reason it failed."""
     try:
@@ -133,18 +147,21 @@ def build_cache(layout: Layout, df: pd.DataFrame, data_dir: str | Path, size: in
                 crop_mode: str, workers: int | None = None) -> CacheReport:
     """Preprocess every ``df.path`` under ``data_dir`` into ``layout.cache_path(path, size)``.
 
-    Files already in the cache are skipped by a stat, unread; the rest are processed in
-    chunks over ``workers`` processes (default: all cores) and written atomically.
+    Files already in the cache are skipped when they end as a complete PNG (12 bytes read;
+    a damaged one is written again); the rest are processed in chunks over ``workers``
+    processes (default: all cores) and written atomically. Temporary files an interrupted
+    run left in the cache are removed first.
     """
     start = time.perf_counter()
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise UserError(f"Data folder {data_dir} not found: run notebook 01 or set DATA_DIR.")
     report = CacheReport()
+    remove_stale_temporaries(layout.processed_dir(size))
     jobs = []
     for rel in pd.unique(df["path"]):
         dst = str(layout.cache_path(rel, size))
-        if os.path.exists(dst):
+        if complete_png(dst):
             report.skipped += 1
         else:
             jobs.append((rel, str(data_dir / rel), dst))

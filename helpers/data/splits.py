@@ -22,7 +22,6 @@ one leakage group, and a group never spans two splits
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,10 @@ from sklearn.preprocessing import LabelEncoder
 from helpers.config import Layout
 from helpers.data.audit import near_duplicate_groups
 from helpers.data.datasets import DatasetSpec, read_image
+from helpers.data.split_file import COLUMNS, SPLITS, read_record, read_split_file, write_split_file
 from helpers.errors import UserError
-from helpers.io import save_json
+from helpers.io import save_json, write_atomic
 
-COLUMNS = ["path", "label", "label_id", "split", "group", "md5"]
-SPLITS = ("train", "val", "test")
 EXCLUDED = "excluded"  # official protocol: in no split (never written to the split CSV)
 PROTOCOLS = ("random", "official")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -254,13 +252,14 @@ def split_config(df: pd.DataFrame, spec: DatasetSpec, *, data_dir: str | Path, p
 
 def _check_existing(layout: Layout, config: dict[str, Any]) -> bool:
     """True when a split with the same parameters exists; raise if one with others does."""
-    if not layout.split_csv.exists():
+    if not layout.split_csv.exists() and not layout.split_config.exists():
         return False
-    old = json.loads(layout.split_config.read_text()) if layout.split_config.exists() else {}
+    old = read_record(layout)
     changed = [k for k in PARAMETER_KEYS if old.get(k) != config[k]]
     if changed:
         raise UserError(f"{layout.split_csv} already exists with another {', '.join(changed)}: "
                         "delete it (and its .json) to split again, or use another ROOT.")
+    read_split_file(layout)  # the same parameters: the CSV must still be the one written
     return True
 
 
@@ -273,19 +272,14 @@ def write_split(layout: Layout, df: pd.DataFrame, config: dict[str, Any]) -> Pat
     """
     if not _check_existing(layout, config):
         out = df.loc[df["split"].isin(SPLITS), COLUMNS].sort_values("path", kind="mergesort")
-        layout.split_csv.parent.mkdir(parents=True, exist_ok=True)
-        out.to_csv(layout.split_csv, index=False, lineterminator="\n")
-        save_json(config, layout.split_config)
+        write_split_file(layout, out, config)
     return layout.split_csv
 
 
 def load_split(layout: Layout) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The split CSV and its config, as notebook 02 wrote them."""
-    if not layout.split_csv.exists() or not layout.split_config.exists():
-        raise UserError(f"No split at {layout.split_csv}: run notebook 02 (preprocessing) first.")
-    df = pd.read_csv(layout.split_csv, keep_default_na=False,
-                     dtype={"path": str, "label": str, "split": str, "md5": str})
-    return df, json.loads(layout.split_config.read_text())
+    """The split CSV and its config, as notebook 02 wrote them (checked against each other:
+    ``helpers.data.split_file``)."""
+    return read_split_file(layout)
 
 
 def oversample_train(df: pd.DataFrame, seed: int = 42) -> pd.DataFrame:
@@ -299,7 +293,7 @@ def oversample_train(df: pd.DataFrame, seed: int = 42) -> pd.DataFrame:
 def write_oversampled(layout: Layout, ros: pd.DataFrame) -> Path:
     """Write the oversampled training rows to ``layout.ros_csv`` (contract columns)."""
     layout.ros_csv.parent.mkdir(parents=True, exist_ok=True)
-    ros[COLUMNS].to_csv(layout.ros_csv, index=False, lineterminator="\n")
+    write_atomic(layout.ros_csv, ros[COLUMNS].to_csv(index=False, lineterminator="\n").encode())
     return layout.ros_csv
 
 

@@ -29,7 +29,7 @@ from helpers.config import Layout
 from helpers.data.arrays import SplitArrays, load_arrays, read_split_rows
 from helpers.data.imbalance import NATURAL
 from helpers.errors import UserError
-from helpers.io import save_json, write_atomic
+from helpers.io import read_json, remove_stale_temporaries, save_json, write_atomic
 
 MANIFEST_COLUMNS = ["file", "label", "label_id", "seed", "iteration", "md5"]
 
@@ -101,12 +101,20 @@ def synthetic_set_complete(layout: Layout, size: int, record: dict[str, Any],
     csv, meta = manifest_paths(layout, size, imbalance)
     if not (csv.is_file() and meta.is_file()):
         return False
-    if json.loads(meta.read_text()) != json.loads(json.dumps(record)):
-        return False
-    manifest = pd.read_csv(csv)
+    try:
+        if read_json(meta, "") != json.loads(json.dumps(record)):
+            return False
+        manifest = pd.read_csv(csv, dtype={"md5": str})
+    except (UserError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return False  # a damaged manifest: the set is written again
     folder = layout.synthetic_dir(size, imbalance)
-    return len(manifest) == record["count"] and all((folder / f).is_file()
-                                                    for f in manifest["file"])
+    return len(manifest) == record["count"] and all(
+        _md5_of(folder / f) == md5 for f, md5 in zip(manifest["file"], manifest["md5"]))
+
+
+def _md5_of(path: Path) -> str | None:
+    """The md5 of a file's bytes (None when it is missing)."""
+    return hashlib.md5(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def write_synthetic_set(layout: Layout, size: int, batches: Iterable[np.ndarray], *,
@@ -122,6 +130,7 @@ def write_synthetic_set(layout: Layout, size: int, batches: Iterable[np.ndarray]
     csv, meta = manifest_paths(layout, size, imbalance)
     csv.unlink(missing_ok=True)
     meta.unlink(missing_ok=True)
+    remove_stale_temporaries(folder)
     for old in folder.glob("*/synthetic_*.png"):
         old.unlink()
     (folder / minority.label).mkdir(parents=True, exist_ok=True)

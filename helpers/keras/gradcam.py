@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.analysis import gradcam
-from helpers.keras.models import BACKBONE, build_model
+from helpers.keras.models import BACKBONE, build_model, load_weights
 
 BATCH = 32
 
@@ -30,7 +30,7 @@ def load_model(run_dir: str | Path) -> keras.Model:
     run = gradcam.load_run(run_dir)
     keras.config.set_dtype_policy("float32")
     model = build_model(run.image_size, "none")
-    model.load_weights(run.checkpoint)
+    load_weights(model, run.checkpoint)
     return model
 
 

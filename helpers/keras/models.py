@@ -156,3 +156,13 @@ def optimizer(phase: Phase, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     if phase.optimizer == "adamw":
         return keras.optimizers.AdamW(rate, weight_decay=phase.weight_decay, epsilon=1e-7)
     return keras.optimizers.Adam(rate, epsilon=1e-7)
+
+
+def load_weights(model: keras.Model, path: Path) -> None:
+    """Load a weights file into ``model``; a damaged file is one sentence naming it."""
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"The weights file {path} is damaged ({first}): delete it (and, for a "
+                        f"finished run, its results folder) and train the run again.") from None

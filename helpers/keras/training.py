@@ -30,10 +30,10 @@ import pandas as pd
 
 from helpers.config import Layout, Profile, mixed_precision
 from helpers.errors import UserError
-from helpers.io import save_json
+from helpers.io import read_json, save_json
 from helpers.keras.data import EpochSetter, KerasData, load_datasets
 from helpers.keras.losses import make_loss as make_loss  # a hook of runs.drive
-from helpers.keras.models import build_model, configure_phase, optimizer, pick_device, set_seeds
+from helpers.keras.models import build_model, configure_phase, load_weights, optimizer, pick_device, set_seeds
 from helpers.keras.models import describe_device as describe_device  # a hook of runs.drive
 from helpers.training.protocols import (
     HISTORY_COLUMNS,
@@ -104,7 +104,8 @@ class _Recorder(keras.callbacks.Callback):
                  stateful: list[keras.callbacks.Callback]) -> None:
         super().__init__()
         self.path, self.phase, self.first_epoch, self.stateful = path, phase, first_epoch, stateful
-        self.saved = json.loads(path.read_text()) if path.exists() else {"rows": []}
+        self.saved = (read_json(path, f"delete {path.parent.parent} to train the run afresh")
+                      if path.exists() else {"rows": []})
         self.rows: list[dict[str, Any]] = self.saved["rows"]
         self.lr = 0.0
 
@@ -173,10 +174,10 @@ def _fit_phase(model: keras.Model, data: KerasData, phase: Phase, profile: Profi
     phase_dir = directory / f"phase{phase.number}"
     done = phase_dir / "done.json"
     if done.exists():
-        return json.loads(done.read_text())["rows"]
+        return read_json(done, f"delete {directory} to train the run afresh")["rows"]
     phase_dir.mkdir(parents=True, exist_ok=True)
     if phase.number > 1 and (directory / BEST).exists():
-        model.load_weights(directory / BEST)
+        load_weights(model, directory / BEST)
     configure_phase(model, phase)
     train = data.batches["train"]
     model.compile(optimizer=optimizer(phase, len(train)), loss=loss,
@@ -206,7 +207,8 @@ def _checkpoint_settings(directory: Path, settings: dict[str, Any], resume: bool
     record = directory / "settings.json"
     if not resume and directory.exists():
         shutil.rmtree(directory)
-    if record.exists() and json.loads(record.read_text()) != json.loads(json.dumps(settings)):
+    if record.exists() and read_json(record, f"delete {directory} to train the run afresh"
+                                     ) != json.loads(json.dumps(settings)):
         raise UserError(f"The checkpoint in {directory} was trained with other settings: pass "
                         f"RESUME=False to start this run afresh.")
     directory.mkdir(parents=True, exist_ok=True)
@@ -219,7 +221,7 @@ def _float32_copy(size: int, weights_file: Path, eager: bool) -> keras.Model:
     size); ``eager`` predicts without tracing (``Profile.keras_eager``)."""
     keras.config.set_dtype_policy("float32")
     copy = build_model(size, "none")
-    copy.load_weights(weights_file)
+    load_weights(copy, weights_file)
     copy.save_weights(weights_file)
     copy.run_eagerly = eager
     return copy

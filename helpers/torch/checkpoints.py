@@ -4,6 +4,7 @@ random-number states a resumed run needs (the classifier's and the GAN's trainin
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -12,18 +13,30 @@ import numpy as np
 import torch
 
 from helpers.errors import UserError
+from helpers.io import temporary_name
 
 
 def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
     """torch.save that never leaves a half-written file behind."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    tmp = temporary_name(path)  # unique per process: two writers never share one
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint written by ``save_checkpoint``, on the CPU, tensors and plain types only."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint written by ``save_checkpoint``, on the CPU, tensors and plain types only;
+    a damaged file is one sentence naming it."""
+    if not Path(path).is_file():
+        raise UserError(f"No checkpoint at {path}: train the run (notebooks 04-06) first.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"The checkpoint {path} is damaged ({first}): delete it (and, for a "
+                        f"finished run, its results folder) and train the run again.") from None
 
 
 def rng_state() -> dict[str, Any]:

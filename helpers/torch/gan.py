@@ -50,7 +50,7 @@ from helpers.torch.checkpoints import (
 )
 from helpers.torch.gan_quality import measure_quality
 from helpers.torch.models import pick_device
-from helpers.training.run_folder import RunFolder
+from helpers.training.run_folder import RunFolder, recorded_path
 from helpers.training.runs import RunSpec, finished
 
 HISTORY = ["iteration", "critic_loss", "generator_loss", "wasserstein", "gradient_penalty"]
@@ -445,7 +445,8 @@ def _evaluate(layout: Layout, spec: RunSpec, profile: Profile, s: GanSettings, r
     save_json({**spec.describe(), "imbalance_ratio": training_ratio(layout, spec.imbalance),
                "settings": record["settings"], "gan": s, "profile": profile,
                "synthetic_dir": str(layout.synthetic_dir(real.shape[-1], spec.imbalance)),
-               "checkpoint": str(layout.checkpoints(spec.name) / "generator.pt"),
+               "checkpoint": recorded_path(layout.checkpoints(spec.name) / "generator.pt",
+                                           layout.root),
                "device": str(device)}, run_dir / "config.json")
     save_json(metrics, run_dir / "metrics.json")
     return metrics

@@ -41,7 +41,7 @@ from helpers.config import PROFILES, Layout, Profile, get_profile
 from helpers.data.imbalance import NATURAL, suffix
 from helpers.data.imbalance import settings as imbalance_settings
 from helpers.errors import UserError
-from helpers.io import save_json
+from helpers.io import read_json, save_json
 from helpers.training.protocols import training_settings
 from helpers.training.run_folder import RunFolder
 from helpers.training.runs import RunSpec
@@ -179,9 +179,21 @@ def _finished(job: GridJob) -> bool:
         expected, ignore=("loss", "train_images"))
 
 
+def _status(job: GridJob) -> dict[str, Any]:
+    """The job's status file ({} when there is none, or a damaged one, which is said: the
+    grid writes it again when the job runs)."""
+    if not job.status_file.is_file():
+        return {}
+    try:
+        return read_json(job.status_file, "it is written again when the run starts")
+    except UserError as err:
+        print(err)
+        return {}
+
+
 def job_state(job: GridJob) -> dict[str, Any]:
     """The run's row of the status table: state, minutes, the error if it failed."""
-    status = json.loads(job.status_file.read_text()) if job.status_file.is_file() else {}
+    status = _status(job)
     state = status.get("state", "to do")
     if _finished(job):
         state = "done"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.errors import UserError
+from helpers.io import read_json
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,20 @@ class RunFolder:
 
     @property
     def done(self) -> bool:
-        """Whether the run finished: both its config.json and metrics.json are written (the
-        last thing a run does, atomically)."""
-        return (self.path / "config.json").is_file() and (self.path / "metrics.json").is_file()
+        """Whether the run finished: its config.json and metrics.json are written (the last
+        thing a run does, atomically) and both read as JSON objects; a damaged one makes the
+        run not done, so it is trained again."""
+        try:
+            return isinstance(self.config, dict) and isinstance(self.metrics, dict)
+        except UserError:
+            return False
 
     def _read(self, name: str) -> dict[str, Any]:
         path = self.path / name
         if not path.is_file():
             raise UserError(f"No {name} in {self.path}: the run did not finish; run the notebook "
                             "that trains it (03, 04, 05 or 06) first.")
-        return json.loads(path.read_text())
+        return read_json(path, f"delete the folder {self.path} and train the run again")
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -49,10 +54,25 @@ class RunFolder:
         return self._read("metrics.json")
 
     @property
+    def root(self) -> Path:
+        """The root that holds this folder (``<root>/results/<dataset>/runs/<run>``)."""
+        return self.path.resolve().parents[3]
+
+    @property
     def checkpoint(self) -> Path | None:
-        """The weights the run kept, as its config names them (None: it names none)."""
-        path = self.config.get("checkpoint")
-        return None if path is None else Path(path)
+        """The weights the run kept (None: it names none), under this folder's own root, so
+        a copied or moved root reads its own files: config.json records the path relative to
+        the root (``recorded_path``); an absolute path an older version wrote is read from
+        its ``checkpoints/`` part on."""
+        recorded = self.config.get("checkpoint")
+        if recorded is None:
+            return None
+        parts = Path(recorded).parts
+        if Path(recorded).is_absolute():
+            if "checkpoints" not in parts:
+                return Path(recorded)
+            parts = parts[len(parts) - 1 - parts[::-1].index("checkpoints"):]
+        return self.root.joinpath(*parts)
 
     def trained_with(self, settings: Mapping[str, Any], ignore: Iterable[str] = ()) -> bool:
         """Whether the run finished with these training settings (those it recorded under
@@ -63,3 +83,8 @@ class RunFolder:
         recorded = {k: v for k, v in self.config.get("settings", {}).items() if k not in skip}
         expected = {k: v for k, v in json.loads(json.dumps(dict(settings))).items() if k not in skip}
         return recorded == expected
+
+
+def recorded_path(path: Path, root: Path) -> str:
+    """How config.json records a file under the root: relative to it (POSIX separators)."""
+    return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()

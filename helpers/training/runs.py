@@ -8,7 +8,6 @@ pixel reference is a run of framework ``sklearn``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,10 +19,11 @@ from helpers.analysis import evaluation
 from helpers.config import Layout, Profile
 from helpers.data.arrays import row_counts, training_ratio
 from helpers.data.imbalance import NATURAL, normalise, suffix
+from helpers.data.split_file import read_record
 from helpers.data.training_data import TRAINING_DATA
 from helpers.errors import UserError
 from helpers.training.protocols import TrainResult, protocol_for, training_settings
-from helpers.training.run_folder import RunFolder
+from helpers.training.run_folder import RunFolder, recorded_path
 from helpers.training.scenarios import class_counts, get_scenario
 
 FRAMEWORKS = ("keras", "pytorch", "sklearn")
@@ -114,11 +114,11 @@ def save_outcome(layout: Layout, spec: RunSpec, *, test: pd.DataFrame, val: pd.D
                  config: dict[str, Any]) -> RunOutcome:
     """Evaluate and write a run's results; config.json gets the run description, the split's
     classes and ``config`` (the profile, the training settings, what the trainer reports)."""
-    split = json.loads(layout.split_config.read_text())
+    split = read_record(layout)
     full = {**spec.describe(), "imbalance_ratio": training_ratio(layout, spec.imbalance),
             "classes": split["classes"],
             "positive_class": split["positive_class"], "split_protocol": split.get("protocol"),
-            **config, "checkpoint": str(checkpoint)}
+            **config, "checkpoint": recorded_path(checkpoint, layout.root)}
     run_dir = layout.results(spec.name)
     metrics = evaluation.save_run_results(run_dir, test=test, val=val, history=history,
                                           config=full)

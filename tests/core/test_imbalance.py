@@ -12,6 +12,8 @@ import pytest
 from helpers.config import Layout, get_profile
 from helpers.data import imbalance
 from helpers.data.arrays import read_split_rows
+from helpers.data.split_file import write_split_file
+from helpers.data.splits import load_split
 from helpers.data.synthetic import gan_images, minority_class, write_synthetic_set
 from helpers.data.training_data import load_all_arrays
 from helpers.errors import UserError
@@ -106,9 +108,9 @@ def test_rows_are_written_once_and_validation_and_test_never_change(
 
 def test_rows_of_another_split_stop_the_run(fresh_layout: Layout) -> None:
     imbalance.write_training_rows(fresh_layout, 4)
-    split = pd.read_csv(fresh_layout.split_csv)
+    split, record = load_split(fresh_layout)
     split.loc[0, "md5"] = "changed"
-    split.to_csv(fresh_layout.split_csv, index=False)
+    write_split_file(fresh_layout, split, record)  # another split, written as notebook 02 does
     with pytest.raises(UserError, match="another split"):
         imbalance.write_training_rows(fresh_layout, 4)
 

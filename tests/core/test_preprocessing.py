@@ -90,6 +90,13 @@ def test_cache_writes_every_image_then_skips_them(tiny_chest: Path, tmp_path: Pa
     again = build_cache(layout, df, tiny_chest, 32, "center", workers=2)
     assert (again.written, again.skipped) == (0, len(df)) and again.seconds < 1
     assert [f.stat().st_mtime_ns for f in files] == stamps
+    whole = files[0].read_bytes()
+    files[0].write_bytes(whole[: len(whole) // 2])  # a PNG cut short by a crash
+    stale = Path(f"{files[1]}.4242.tmp")
+    stale.write_bytes(b"")  # the debris of a killed writer
+    repaired = build_cache(layout, df, tiny_chest, 32, "center", workers=2)
+    assert (repaired.written, repaired.skipped) == (1, len(df) - 1)
+    assert files[0].read_bytes() == whole and not stale.exists()
     pairs = preview_pairs(df.assign(label=df["path"].str.split("/").str[2]), tiny_chest, layout, 32)
     assert len(pairs) == 4 and plot_preprocessing_examples(pairs).axes[-1].images
 

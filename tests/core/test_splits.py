@@ -310,9 +310,13 @@ def test_same_parameters_give_identical_bytes(tmp_path: Path, index: pd.DataFram
 
 def test_existing_split_is_kept_or_guarded(tmp_path: Path, index: pd.DataFrame, spec) -> None:
     layout = write(tmp_path, index, spec)
-    layout.split_csv.write_text("kept\n")
-    write(tmp_path, index, spec)  # same parameters: the file is left as it is
-    assert layout.split_csv.read_text() == "kept\n"
+    written = layout.split_csv.read_bytes(), layout.split_config.read_bytes()
+    write(tmp_path, index, spec)  # same parameters: the files are left as they are
+    assert (layout.split_csv.read_bytes(), layout.split_config.read_bytes()) == written
+    layout.split_csv.write_bytes(written[0][: len(written[0]) // 2])
+    with pytest.raises(UserError, match="does not match its record.*run notebook 02 again"):
+        write(tmp_path, index, spec)  # a damaged CSV is never taken for the split
+    layout.split_csv.write_bytes(written[0])
     with pytest.raises(UserError, match="seed.*delete it"):
         write(tmp_path, index, spec, seed=7)
     with pytest.raises(UserError, match="data_dir.*another ROOT"):

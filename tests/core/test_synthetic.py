@@ -74,8 +74,16 @@ def test_synthetic_set_has_exact_count_manifest_and_checksums(fresh_layout: Layo
     assert all(p.startswith(str(folder)) for p in rows["path"])
     assert synthetic_set_complete(fresh_layout, 32, record)
     assert not synthetic_set_complete(fresh_layout, 32, {**record, "run": "other"})
-    (folder / manifest["file"][3]).unlink()
+    image = folder / manifest["file"][3]
+    whole = image.read_bytes()
+    image.write_bytes(whole[:40])  # cut short: its checksum no longer matches
     assert not synthetic_set_complete(fresh_layout, 32, record)
+    image.unlink()
+    assert not synthetic_set_complete(fresh_layout, 32, record)
+    image.write_bytes(whole)
+    assert synthetic_set_complete(fresh_layout, 32, record)
+    (folder / "manifest.json").write_text("{garbage")
+    assert not synthetic_set_complete(fresh_layout, 32, record)  # written again, not trusted
 
 
 def test_a_wrong_count_leaves_no_manifest(fresh_layout: Layout) -> None:

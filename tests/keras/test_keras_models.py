@@ -15,7 +15,7 @@ import pytest
 
 from helpers.config import get_profile
 from helpers.errors import UserError
-from helpers.keras.models import WEIGHTS_FILE, ResNetPreprocess, build_model, configure_phase
+from helpers.keras.models import WEIGHTS_FILE, ResNetPreprocess, build_model, configure_phase, load_weights
 from helpers.training.protocols import phases
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings(
@@ -115,3 +115,14 @@ def test_missing_local_weights_file_is_a_user_error(tmp_path: Path) -> None:
 def test_too_small_an_image_is_a_user_error() -> None:
     with pytest.raises(UserError, match="IMAGE_SIZE=16"):
         build_model(16, "none")
+
+
+@pytest.mark.parametrize("keep", [0, 0.5])
+def test_a_damaged_weights_file_is_one_sentence_naming_it(tmp_path: Path, keep: float) -> None:
+    model = build_model(32, "none")
+    path = tmp_path / "best.weights.h5"
+    model.save_weights(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(UserError, match=f"The weights file {path} is damaged .*train the run again"):
+        load_weights(model, path)
