@@ -40,7 +40,8 @@ from helpers.data.synthetic import (
     write_synthetic_set,
 )
 from helpers.errors import UserError
-from helpers.io import save_json
+from helpers.io import remove_stale_temporaries, save_json
+from helpers.locks import holding
 from helpers.torch.checkpoints import (
     load_checkpoint,
     resume_checkpoint,
@@ -390,10 +391,19 @@ def run_gan(layout: Layout, profile: Profile, s: GanSettings, *, seed: int = 42,
     run's results.
 
     A run that finished with the same settings is read back; only the generator's weights
-    are kept once it is done (``checkpoints/<dataset>/runs/<run>/generator.pt``).
+    are kept once it is done (``checkpoints/<dataset>/runs/<run>/generator.pt``). One
+    process at a time trains it (``helpers.locks``).
     """
+    spec = gan_spec(layout.dataset, profile.image_size, seed, imbalance)
+    with holding(layout, spec.name, f"Training {spec.name}"):
+        remove_stale_temporaries(layout.checkpoints(spec.name))
+        return _run_gan(layout, profile, s, spec, seed=seed, resume=resume, device=device,
+                        inception=inception)
+
+
+def _run_gan(layout: Layout, profile: Profile, s: GanSettings, spec: RunSpec, *, seed: int,
+             resume: bool, device: str | None, inception: bool) -> GanOutcome:
     size = profile.image_size
-    spec = gan_spec(layout.dataset, size, seed, imbalance)
     arrays, minority = gan_images(layout, size, spec.imbalance)
     synthetic_dir = layout.synthetic_dir(size, spec.imbalance)
     if minority.missing < 2:

@@ -42,6 +42,7 @@ from helpers.data.imbalance import NATURAL, suffix
 from helpers.data.imbalance import settings as imbalance_settings
 from helpers.errors import UserError
 from helpers.io import read_json, save_json
+from helpers.locks import Busy, holding
 from helpers.training.protocols import training_settings
 from helpers.training.run_folder import RunFolder
 from helpers.training.runs import RunSpec
@@ -143,7 +144,17 @@ def _write_status(job: GridJob, **fields: Any) -> dict[str, Any]:
 
 def run_job(job: GridJob) -> dict[str, Any]:
     """Train one run in this process (the framework's ``run_training``) and record its state;
-    a failure is recorded with its error, never raised."""
+    a failure is recorded with its error, never raised. A run another process trains (its
+    lock is held) is skipped, and its status left to that process."""
+    try:
+        with holding(job.layout, job.name, f"Training {job.name}"):
+            return _run_held(job)
+    except Busy as busy:
+        print(busy, flush=True)
+        return {"run": job.name, "state": "skipped", "reason": str(busy)}
+
+
+def _run_held(job: GridJob) -> dict[str, Any]:
     start = time.time()
     _write_status(job, state="running", pid=os.getpid(), started=start)
     try:

@@ -8,6 +8,7 @@ pixel reference is a run of framework ``sklearn``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from helpers.data.imbalance import NATURAL, normalise, suffix
 from helpers.data.split_file import read_record
 from helpers.data.training_data import TRAINING_DATA
 from helpers.errors import UserError
+from helpers.io import remove_stale_temporaries
+from helpers.locks import holding
 from helpers.training.protocols import TrainResult, protocol_for, training_settings
 from helpers.training.run_folder import RunFolder, recorded_path
 from helpers.training.scenarios import class_counts, get_scenario
@@ -87,6 +90,22 @@ def finished(layout: Layout, spec: RunSpec, settings: dict[str, Any]) -> bool:
     """Whether this run already finished with these training settings (its config.json
     records them when its results are written): then it is not trained again."""
     return RunFolder(layout.results(spec.name)).trained_with(settings)
+
+
+def keep_finished(layout: Layout, spec: RunSpec, settings: dict[str, Any]) -> None:
+    """Stop with a sentence when the run's folder holds a run that finished with other
+    settings: it is replaced only on purpose (``RESUME=False``)."""
+    folder = RunFolder(layout.results(spec.name))
+    if not folder.done:
+        return
+    recorded = folder.config.get("settings", {})
+    changed = sorted(k for k in {*recorded, *settings}
+                     if recorded.get(k) != json.loads(json.dumps(settings.get(k))))
+    if not changed:
+        return
+    raise UserError(f"{spec.name} finished already in {folder.path} with other settings "
+                    f"({', '.join(changed)}): pass RESUME=False to replace it, or use another "
+                    f"ROOT to keep both.")
 
 
 @dataclass(frozen=True)
@@ -172,7 +191,18 @@ def drive(spec: RunSpec, layout: Layout, profile: Profile, side: TrainingSide, *
     make the scenario's loss, skip a run that finished with these settings (``resume=False``
     trains it afresh), train (an interrupted run continues from its last epoch), predict the
     validation and test splits, save the results under the run's name and keep only the
-    best weights. ``side`` is the framework's training module, whose ``run_training`` this is."""
+    best weights. ``side`` is the framework's training module, whose ``run_training`` this is.
+
+    One process at a time trains a run (``helpers.locks``: another one gets ``Busy``); a
+    run that finished with other settings is never replaced unless ``resume=False`` says so.
+    """
+    with holding(layout, spec.name, f"Training {spec.name}"):
+        remove_stale_temporaries(layout.checkpoints(spec.name))
+        return _drive(spec, layout, profile, side, loss=loss, resume=resume, device=device)
+
+
+def _drive(spec: RunSpec, layout: Layout, profile: Profile, side: TrainingSide, *,
+           loss: Any, resume: bool, device: str | None) -> RunOutcome:
     check_protocol(spec, profile, side.FRAMEWORK)
     runtime = side.pick_device(device)
     data = side.load_run_data(spec, layout, profile, runtime)
@@ -182,6 +212,8 @@ def drive(spec: RunSpec, layout: Layout, profile: Profile, side: TrainingSide, *
                                  train_images=len(data.arrays["train"]))
     if resume and finished(layout, spec, settings):
         return saved_outcome(layout, spec)
+    if resume:
+        keep_finished(layout, spec, settings)
     where = side.describe_device(runtime, profile)
     print(f"{spec.name} on {where}")
     result = side.train(data, profile, seed=spec.seed, checkpoint_dir=layout.checkpoints(spec.name),
