@@ -23,6 +23,7 @@ from helpers.errors import UserError
 
 ROOT_ENV = "APP_ROOT"
 DISPLAY = 256  # px at which images and overlays are shown
+SMALL_SHARE = 0.5  # a side under this share of the run's input size: the label is unreliable
 COLUMNS = ["file", "probability", "label", "threshold", "region_score", "run", "message"]
 
 
@@ -57,29 +58,43 @@ def _choose_run(runs: list[gradcam.TrainedRun]) -> gradcam.TrainedRun:
     return run
 
 
-def _read(files: list, run: gradcam.TrainedRun) -> tuple[list[dict], list[tuple[str, np.ndarray]]]:
+def small_image_note(gray: np.ndarray, image_size: int) -> str:
+    """A warning for an image far below the model's input size (a side under
+    ``SMALL_SHARE`` of ``image_size``), else an empty string."""
+    height, width = gray.shape
+    if min(height, width) >= SMALL_SHARE * image_size:
+        return ""
+    return (f"{width} x {height} pixels, far below the model's {image_size} px input: "
+            f"the label is unreliable.")
+
+
+def _read(files: list, run: gradcam.TrainedRun
+          ) -> tuple[list[dict], list[tuple[str, np.ndarray, str]]]:
     """Table rows of the files that cannot be used (said in a line each) and the
-    (name, preprocessed image) pairs of those that can."""
+    (name, preprocessed image, warning or '') of those that can."""
     bad, good = [], []
     for upload in files:
         try:
-            good.append((upload.name, gradcam.prepare(gradcam.decode_upload(upload.getvalue()),
-                                                      run)))
+            gray = gradcam.decode_upload(upload.getvalue())
         except UserError as error:
             st.error(f"{upload.name}: {error}")
             bad.append({"file": upload.name, "run": run.name, "message": str(error)})
+            continue
+        good.append((upload.name, gradcam.prepare(gray, run),
+                     small_image_note(gray, run.image_size)))
     return bad, good
 
 
-def _show(run: gradcam.TrainedRun, good: list[tuple[str, np.ndarray]]) -> list[dict]:
-    """Probability, label and overlay of each usable image; their table rows."""
-    images = np.stack([image for _, image in good])
+def _show(run: gradcam.TrainedRun, good: list[tuple[str, np.ndarray, str]]) -> list[dict]:
+    """Probability, label (with its warning, if any) and overlay of each usable image; their
+    table rows."""
+    images = np.stack([image for _, image, _ in good])
     with st.spinner(f"Grad-CAM of {len(images)} image(s) with {run.name}"):
         maps, probs = analyse(run, images)
     scores = gradcam.region_scores(maps, images, run.crop)
     positive = run.config.get("positive_class", run.classes[1])
     rows = []
-    for (name, image), cam, prob, score in zip(good, maps, probs, scores):
+    for (name, image, note), cam, prob, score in zip(good, maps, probs, scores):
         label = run.classes[int(prob >= run.threshold)]
         left, middle, right = st.columns([1, 1, 1])
         left.image(_enlarged(image), caption=f"{name}, preprocessed ({run.image_size} px)")
@@ -88,11 +103,13 @@ def _show(run: gradcam.TrainedRun, good: list[tuple[str, np.ndarray]]) -> list[d
         right.markdown(f"**{name}**")
         right.metric(f"Probability of {positive}", f"{prob:.3f}")
         right.metric(f"Label at threshold {run.threshold:.3f}", label)
+        if note:
+            right.warning(f"{name}: {note}")
         right.caption("The map is empty: no evidence for the positive class." if np.isnan(score)
                       else f"Share of the map inside the expected region: {score:.2f}")
         rows.append({"file": name, "probability": round(float(prob), 4), "label": label,
                      "threshold": round(run.threshold, 4), "region_score": round(float(score), 3),
-                     "run": run.name, "message": ""})
+                     "run": run.name, "message": note})
     return rows
 
 

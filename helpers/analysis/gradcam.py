@@ -29,7 +29,7 @@ import pandas as pd
 
 from helpers.analysis import plots, results
 from helpers.config import Layout
-from helpers.data.datasets import REGISTRY, UnreadableImageError, decode_image
+from helpers.data.datasets import REGISTRY, UnreadableImageError, decode_image, image_size
 from helpers.data.preprocessing import preprocess
 from helpers.errors import UserError
 from helpers.training.run_folder import RunFolder
@@ -38,6 +38,7 @@ from helpers.training.scenarios import SCENARIOS
 MODULES = {"pytorch": "helpers.torch.gradcam", "keras": "helpers.keras.gradcam"}
 FRAMEWORK_PACKAGES = {"pytorch": "torch", "keras": "tensorflow"}
 MAX_UPLOAD_MB = 20
+MAX_UPLOAD_PIXELS = 50_000_000  # 50 megapixels: checked from the header, before decoding
 LUNG_ELLIPSE = (0.5, 0.5, 0.40, 0.36)  # centre row, centre column, half-height, half-width
 CASES = ("TP", "FP", "FN")
 CASE_NAMES = {"TP": "true positive", "FP": "false positive", "FN": "false negative"}
@@ -141,12 +142,19 @@ def framework_module(framework: str) -> ModuleType:
 
 # ---------------------------------------------------------------- images in
 
-def decode_upload(data: bytes, max_mb: float = MAX_UPLOAD_MB) -> np.ndarray:
-    """An uploaded file as 8-bit grey (any format, mode, bit depth the pipeline reads);
-    an empty, too large or non-image file raises a UserError of one sentence."""
+def decode_upload(data: bytes, max_mb: float = MAX_UPLOAD_MB,
+                  max_pixels: int = MAX_UPLOAD_PIXELS) -> np.ndarray:
+    """An uploaded file as 8-bit grey (any format, mode, bit depth the pipeline reads); an
+    empty, too large (bytes, or pixels by its header, before any decoding) or non-image file
+    raises a UserError of one sentence."""
     if len(data) > max_mb * 2**20:
         raise UserError(f"too large ({len(data) / 2**20:.1f} MB; at most {max_mb} MB).")
     try:
+        width, height = image_size(data)
+        if width * height > max_pixels:
+            raise UserError(f"too large ({width:,} x {height:,} pixels = "
+                            f"{width * height / 1e6:.1f} megapixels; at most "
+                            f"{max_pixels / 1e6:g} megapixels).")
         return decode_image(data)
     except UnreadableImageError as error:
         raise UserError(f"not usable: {error}.") from None

@@ -12,7 +12,8 @@ import io
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})  # compare
 SYSTEM_DIRS = frozenset({"__MACOSX"})
 EMPTY_FOLDER = "empty class folder (no files)"
 _MIN_FILES_FOR_PROCESSES = 1000  # starting workers (~2 s) costs what ~1,000 files take on one core
+_SCALE_BLOCK = 2**20  # values of a high-bit-depth image scaled per float64 block (8 MB)
 _CHEST_PATIENT = re.compile(r"^(person\d+|(?:NORMAL2-)?IM-\d+)")
 
 
@@ -275,14 +277,22 @@ def decode_image(data: bytes) -> np.ndarray:
     return _decode(data)[0]
 
 
-def _decode(data: bytes) -> tuple[np.ndarray, str, str, tuple[int, int]]:
-    """Decode bytes: (grayscale array, format, original mode, (width, height))."""
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of the image in ``data`` from its header alone (Pillow's ``open``
+    decodes no pixels); raises UnreadableImageError as ``decode_image`` does."""
+    with _opened(data) as img:
+        return img.size
+
+
+@contextmanager
+def _opened(data: bytes) -> Iterator[Image.Image]:
+    """The image in ``data`` with its header read; a failure, then or inside the block, as
+    UnreadableImageError with the short reason."""
     if not data:
         raise UnreadableImageError("empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img.load()  # decodes fully; truncation raises (LOAD_TRUNCATED_IMAGES is False)
-            return _to_gray(img), str(img.format), img.mode, img.size
+            yield img
     except UnidentifiedImageError:
         raise UnreadableImageError("not an image (content not recognised)") from None
     except Image.DecompressionBombError as exc:
@@ -293,16 +303,38 @@ def _decode(data: bytes) -> tuple[np.ndarray, str, str, tuple[int, int]]:
         raise UnreadableImageError(f"{reason} ({detail})") from None
 
 
+def _decode(data: bytes) -> tuple[np.ndarray, str, str, tuple[int, int]]:
+    """Decode bytes: (grayscale array, format, original mode, (width, height))."""
+    with _opened(data) as img:
+        img.load()  # decodes fully; truncation raises (LOAD_TRUNCATED_IMAGES is False)
+        return _to_gray(img), str(img.format), img.mode, img.size
+
+
 def _to_gray(img: Image.Image) -> np.ndarray:
     """8-bit grayscale: colour via ITU-R 601 luma, high bit depths scaled by min..max."""
     if img.mode in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"):
         return np.asarray(img.convert("L"))
     if img.mode.startswith(("I", "F")):  # I;16, I;16B, I (32-bit), F
-        values = np.asarray(img, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-        return np.round(scaled).astype(np.uint8)
+        return _scaled_to_8bit(np.asarray(img))
     return np.asarray(img.convert("RGB").convert("L"))
+
+
+def _scaled_to_8bit(values: np.ndarray) -> np.ndarray:
+    """``values`` (H x W) mapped by their own min..max onto 0-255, a block of rows at a time.
+
+    By hand rather than ``cv2.normalize``, which moves some pixels of a 16-bit image by one
+    level: these are the numbers of one whole-image float64 pass (those the caches were built
+    with), without a float64 copy of the image.
+    """
+    low, high = float(values.min()), float(values.max())
+    out = np.zeros(values.shape, np.uint8)
+    if high > low:
+        scale = 255.0 / (high - low)
+        rows = max(1, _SCALE_BLOCK // max(1, values.shape[1]))
+        for start in range(0, values.shape[0], rows):
+            block = values[start:start + rows].astype(np.float64)
+            out[start:start + rows] = np.round((block - low) * scale)
+    return out
 
 
 # ---------------------------------------------------------------- index

@@ -1,6 +1,7 @@
 """The Streamlit page through Streamlit's AppTest: no runs, choosing a run, good and bad
-uploads, the table to download. The page loads torch in this process (the toy run is a
-PyTorch one): run_suites.py gives these tests a process of their own."""
+uploads, images too large or too small, the table to download. The page loads torch in
+this process (the toy run is a PyTorch one): run_suites.py gives these tests a process of
+their own."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from conftest import write_toy_run
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from helpers.analysis import gradcam
 from helpers.config import SAMPLE_DIR
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
@@ -116,6 +118,39 @@ def test_good_and_bad_uploads_then_the_table_to_download(toy_run_root: Path,
     recorded = pd.read_csv(next(toy_run_root.glob("results/*/runs/*/predictions.csv")))
     assert float(good["probability"].iloc[0]) == pytest.approx(
         recorded.loc[recorded["path"].str.endswith(SAMPLE.name), "probability"].item(), abs=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, at 89.5 MP
+def test_a_huge_image_is_refused_and_a_tiny_one_labelled_with_a_warning(
+        toy_run_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    huge = io.BytesIO()
+    Image.new("I;16", (13_000, 13_000)).save(huge, "PNG")  # 169 megapixels in ~330 KB
+    assert len(huge.getvalue()) < gradcam.MAX_UPLOAD_MB * 2**20
+    ramp = np.linspace(0, 65535, 300 * 400, dtype=np.uint16).reshape(300, 400)
+    at = page(toy_run_root, monkeypatch)
+    at.file_uploader(key="uploads").set_value([
+        ("huge16.png", huge.getvalue(), "image/png"),
+        ("ramp16.png", encoded(ramp, "PNG"), "image/png"),
+        ("dot.png", encoded(np.full((1, 1), 128, np.uint8), "PNG"), "image/png"),
+        ("strip.png", encoded(np.zeros((15, 200), np.uint8), "PNG"), "image/png"),
+    ]).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "huge16.png: too large (13,000 x 13,000 pixels = 169.0 megapixels; "
+        f"at most {gradcam.MAX_UPLOAD_PIXELS / 1e6:g} megapixels)."]
+    labels = [m.value for m in at.metric if m.label.startswith("Label at threshold")]
+    assert len(labels) == 3 and set(labels) <= {"NORMAL", "PNEUMONIA"}
+    size = gradcam.load_run(next(toy_run_root.glob("results/*/runs/*"))).image_size
+    assert 15 < size / 2 <= 200  # the strip's short side is under half the input size
+    warnings = [w.value for w in at.warning]
+    assert warnings == [
+        f"dot.png: 1 x 1 pixels, far below the model's {size} px input: the label is unreliable.",
+        f"strip.png: 200 x 15 pixels, far below the model's {size} px input: "
+        "the label is unreliable."]
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["ramp16.png", "dot.png", "strip.png", "huge16.png"]
+    assert list(table["message"]) == ["", *(w.split(": ", 1)[1] for w in warnings),
+                                      at.error[0].value.split(": ", 1)[1]]
 
 
 def test_a_run_of_the_other_framework_is_computed_in_a_process_of_its_own(
