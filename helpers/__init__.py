@@ -8,8 +8,8 @@
                                      (runs), run folders, the grid, the pixel reference
     helpers.analysis                 metrics, statistics, comparison and reports, plots,
                                      GAN quality, Grad-CAM, the Streamlit page
-    helpers.notebook                 a notebook's setup cell, Colab, the series driver,
-                                     the notebooks' shared contract
+    helpers.notebook                 a notebook's setup cell, Colab, the series driver and
+                                     its HTML pages, the notebooks' shared contract
     helpers.keras, helpers.torch     the two mirrored framework sides: data, models,
                                      losses, training, Grad-CAM (torch also: the WGAN-GP)
 

@@ -3,7 +3,8 @@
     python -m helpers.notebook.run --dataset chest_xray [--data-dir PATH] [--profile smoke|cpu|full]
                           [--notebooks 01,02] [--root DIR] [--seed 42] [-p KEY=VALUE ...]
 
-Notebooks run in order; each executed copy lands in ``results/<dataset>/executed/``; the
+Notebooks run in order; each executed copy lands in ``results/<dataset>/executed/`` with
+its HTML page beside it and ``index.html`` linking them (``helpers.notebook.html_report``); the
 console shows each code cell as it starts and the training's progress (``--log-output``:
 every line the notebooks print); the run stops at the first failing notebook and prints
 that cell's error in a few lines.
@@ -15,7 +16,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,32 +96,39 @@ def echo_options(log_output: bool) -> dict[str, Any]:
 
 
 def run_series(notebooks: Sequence[Path], layout: Layout, parameters: dict[str, Any],
-               log_output: bool = False) -> list[dict[str, Any]]:
+               log_output: bool = False, overrides: Collection[str] = ()) -> list[dict[str, Any]]:
     """Execute ``notebooks`` in order, showing each code cell as it starts and the training's
     progress (or, ``log_output``, every line); raise UserError with a short summary on the
-    first failure."""
+    first failure. Each executed notebook, failed or not, is also exported as HTML and the
+    index rewritten (``overrides``: the parameters given with ``-p``, marked so there)."""
     import papermill as pm  # imported here: the rest of helpers does not need it
 
+    from helpers.notebook.html_report import SeriesReport
     from helpers.notebook.progress import ENGINE
 
     layout.executed_dir.mkdir(parents=True, exist_ok=True)
+    report = SeriesReport.plan(notebooks, layout.executed_dir, parameters, overrides)
     # Kernels inherit this; a user's own value wins. TensorFlow's C++ log lines (a spurious
     # "failed call to cuInit" error on every CPU run) reach the console from the kernels,
     # and its real errors arrive as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     timings: list[dict[str, Any]] = []
-    for i, nb in enumerate(notebooks, 1):
+    for position, nb in enumerate(notebooks):
         executed = layout.executed_dir / nb.name
-        print(f"[{i}/{len(notebooks)}] {nb.stem}", flush=True)
+        print(f"[{position + 1}/{len(notebooks)}] {nb.stem}", flush=True)
         start = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(executed), parameters=parameters,
                                 cwd=str(nb.parent), kernel_name="python3", engine_name=ENGINE,
                                 progress_bar=False, extra_arguments=KERNEL_ARGUMENTS,
                                 **echo_options(log_output))
-        except pm.PapermillExecutionError as error:
-            raise UserError(failure_summary(nb, error, executed)) from None
+        except BaseException as error:  # an interrupted notebook is reported too, then re-raised
+            report.finish(position, "failed", round(time.perf_counter() - start, 1), executed)
+            if isinstance(error, pm.PapermillExecutionError):
+                raise UserError(failure_summary(nb, error, executed)) from None
+            raise
         seconds = round(time.perf_counter() - start, 1)
+        report.finish(position, "ok", seconds, executed)
         timings.append({"notebook": nb.stem, "seconds": seconds})
         print(f"    done in {seconds} s -> {executed}", flush=True)
     return timings
@@ -156,17 +164,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parameters = {"PROFILE": args.profile, "DATASET": args.dataset,
                       "DATA_DIR": str(Path(args.data_dir).expanduser().resolve())
                       if args.data_dir not in ("", "kaggle") else args.data_dir,
-                      "ROOT": str(layout.root), "SEED": args.seed,
-                      **parse_parameters(args.parameter)}
+                      "ROOT": str(layout.root), "SEED": args.seed}
+        overrides = parse_parameters(args.parameter)
+        parameters.update(overrides)
         start = time.perf_counter()
-        timings = run_series(notebooks, layout, parameters, args.log_output)
+        timings = run_series(notebooks, layout, parameters, args.log_output, overrides)
     except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
     total = round(time.perf_counter() - start, 1)
     save_json({"parameters": parameters, "notebooks": timings, "seconds": total},
               layout.executed_dir / "run.json")
-    print(f"All {len(notebooks)} notebook(s) ran in {total} s; executed copies in {layout.executed_dir}")
+    print(f"All {len(notebooks)} notebook(s) ran in {total} s; executed copies in {layout.executed_dir}, "
+          f"open {layout.executed_dir / 'index.html'} in a browser")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -61,12 +62,21 @@ def test_run_series_stops_at_first_failure_with_short_message(tmp_path: Path) ->
     nbs = [write_notebook(tmp_path / "01_ok.ipynb", "x = 1"),
            write_notebook(tmp_path / "02_bad.ipynb", "x = 1", "1 / 0"),
            write_notebook(tmp_path / "03_never.ipynb", f"open({str(marker)!r}, 'w')")]
+    layout = Layout.of("x", tmp_path / "root")
     with pytest.raises(UserError) as info:
-        run_series(nbs, Layout.of("x", tmp_path / "root"), {})
+        run_series(nbs, layout, {})
     message = str(info.value)
     assert "02_bad failed" in message and "ZeroDivisionError" in message
     assert len(message.splitlines()) <= 4
     assert not marker.exists()
+    # the web pages: the failed notebook's error shown, the index true to where the run stopped
+    assert "ZeroDivisionError" in (layout.executed_dir / "02_bad.html").read_text()
+    index = (layout.executed_dir / "index.html").read_text()
+    rows = re.findall(r'<tr>\s*<td>(?:<a href="([^"]+)">)?(\w+)<.*?<td class="[\w-]+">([\w ]+)</td>',
+                      index, re.S)
+    assert rows == [("01_ok.html", "01_ok", "ok"), ("02_bad.html", "02_bad", "failed"),
+                    ("", "03_never", "not run")]
+    assert (layout.executed_dir / "01_ok.html").is_file()
 
 
 @pytest.mark.notebook
