@@ -1,7 +1,8 @@
 """Shared code of the notebook series, one subpackage per layer.
 
-    helpers.errors, .io, .config     the user's errors, atomic writes and JSON, profiles
-                                     and the folder layout (every layer uses them)
+    helpers.errors, .io, .locks,     the user's errors, atomic writes and JSON, one process
+      .config                        per run, profiles and the folder layout (every layer
+                                     uses them)
     helpers.data                     download, index, audit, near copies, preprocessing,
                                      the split, imbalance ratios, arrays, synthetic images
     helpers.training                 protocols, scenarios, batches, the training driver
