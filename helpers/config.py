@@ -227,12 +227,11 @@ def _check_bounds(settings: Any, bounds: Mapping[str, Bound], prefix: str = "") 
             raise UserError(f"{prefix}{name.upper()} must be {bound.describe()}, not {value!r}.")
 
 
-def check_image_size(value: Any) -> int:
-    """``IMAGE_SIZE`` as an int: a multiple of 32 from 32 up, else a UserError."""
+def check_image_size(value: Any) -> None:
+    """A UserError unless ``IMAGE_SIZE`` is a multiple of 32 from 32 up."""
     if not Bound(True, IMAGE_STEP).allows(value) or value % IMAGE_STEP:
         raise UserError(f"IMAGE_SIZE must be a multiple of {IMAGE_STEP} from {IMAGE_STEP} up "
                         f"(32, 64, 96, ..., 224: ResNet50 halves it five times), not {value!r}.")
-    return int(value)
 
 
 def _checked_profile(profile: Profile) -> Profile:
