@@ -8,8 +8,11 @@ settings). Which training protocol a run follows depends on its weights (see
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -77,7 +80,8 @@ PROFILES: dict[str, Profile] = {
 
 @dataclass(frozen=True)
 class GanSettings:
-    """The WGAN-GP of notebook 05 for one profile (its image size is the profile's).
+    """The WGAN-GP of notebook 05 for one profile (its image size is the profile's); its
+    notebook parameters are the field names with ``GAN_`` (``GAN_ITERATIONS``).
 
     The thesis' architecture and optimiser (latent 128, lambda 10, 5 critic steps per
     generator step, Adam 1e-4 with betas (0, 0.9)); ``width`` is the channels of the
@@ -126,9 +130,123 @@ def profile_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit
+IMAGE_STEP = 32  # ResNet50 halves the image in five stride-2 stages: 2^5
+
+
+def list_items(value: Any) -> list[Any]:
+    """A list parameter's items (SCENARIOS, FRAMEWORKS, IMBALANCE, SEEDS): a comma-separated
+    string, bracketed or not ("a,b", "[a, b]"; items stripped of spaces and quotes, empty
+    ones left out), a list or tuple as it is, or one value."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] + text[-1:] in ("[]", "()"):
+            text = text[1:-1]
+        items = (item.strip().strip("'\"").strip() for item in text.split(","))
+        return [item for item in items if item]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _seed_or_none(value: Any) -> int | None:
+    """``value`` as a seed (a whole number from 0 to MAX_SEED, or its digits), else None."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= value <= MAX_SEED:
+        return int(value)
+    return None
+
+
+def check_seed(value: Any) -> int:
+    """The ``SEED`` parameter as an int; anything but a whole number from 0 to MAX_SEED is a UserError."""
+    seed = _seed_or_none(value)
+    if seed is None:
+        raise UserError(f"SEED must be a whole number from 0 to {MAX_SEED}, e.g. 42, not {value!r}.")
+    return seed
+
+
+def parse_seeds(value: Any) -> tuple[int, ...]:
+    """The ``SEEDS`` parameter, written 42, "42,43", "[42, 43]" or [42, 43], as distinct
+    seeds in order; anything else (no seed, a word, a negative or fractional number) is a
+    UserError."""
+    seeds = [_seed_or_none(item) for item in list_items(value)]
+    if not seeds or None in seeds:
+        raise UserError(f"SEEDS must be whole numbers from 0 to {MAX_SEED}, written 42, '42,43' "
+                        f"or [42, 43], not {value!r}.")
+    return tuple(dict.fromkeys(seeds))
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric setting allows: a whole number or any, from ``least`` (or
+    above it, ``least_allowed`` False) and below ``below``; NaN and infinity never."""
+
+    whole: bool
+    least: float
+    least_allowed: bool = True
+    below: float = math.inf
+
+    def allows(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.whole
+                                                     else numbers.Real):
+            return False
+        finite = isinstance(value, numbers.Integral) or math.isfinite(value)
+        above = value >= self.least if self.least_allowed else value > self.least
+        return finite and above and value < self.below
+
+    def describe(self) -> str:
+        """"a whole number of at least 1", "a number above 0", "a number from 0 to below 1"."""
+        what = "a whole number" if self.whole else "a number"
+        if self.below < math.inf:
+            return f"{what} from {self.least:g} to below {self.below:g}"
+        return f"{what} {'of at least' if self.least_allowed else 'above'} {self.least:g}"
+
+
+# Checked by hand: a dozen bounds, where a validation library would be a dependency of its
+# own with messages of several lines.
+_COUNT, _SOME, _NONE_OR_MORE = Bound(True, 1), Bound(True, 0), Bound(False, 0)
+_RATE = Bound(False, 0, least_allowed=False)
+PROFILE_BOUNDS: dict[str, Bound] = {
+    "batch_size": _COUNT, "epochs_head": _SOME, "epochs_finetune": _SOME, "epochs_scratch": _SOME,
+    "lr_head": _RATE, "lr_finetune": _RATE, "lr_scratch": _RATE, "patience": _COUNT,
+    "lr_patience": _COUNT, "warmup_epochs": _NONE_OR_MORE, "weight_decay": _NONE_OR_MORE,
+    "num_workers": _SOME}
+GAN_BOUNDS: dict[str, Bound] = {
+    "iterations": _COUNT, "batch_size": _COUNT, "width": _COUNT, "checkpoint_every": _COUNT,
+    "latent": _COUNT, "critic_steps": _COUNT, "gp_weight": _NONE_OR_MORE, "lr": _RATE,
+    "beta1": Bound(False, 0, below=1), "beta2": Bound(False, 0, below=1)}
+
+
+def _check_bounds(settings: Any, bounds: Mapping[str, Bound], prefix: str = "") -> None:
+    """A UserError naming the first field of ``settings`` outside its bound (as the notebook
+    parameter ``prefix + FIELD``)."""
+    for name, bound in bounds.items():
+        value = getattr(settings, name)
+        if not bound.allows(value):
+            raise UserError(f"{prefix}{name.upper()} must be {bound.describe()}, not {value!r}.")
+
+
+def check_image_size(value: Any) -> None:
+    """A UserError unless ``IMAGE_SIZE`` is a multiple of 32 from 32 up."""
+    if not Bound(True, IMAGE_STEP).allows(value) or value % IMAGE_STEP:
+        raise UserError(f"IMAGE_SIZE must be a multiple of {IMAGE_STEP} from {IMAGE_STEP} up "
+                        f"(32, 64, 96, ..., 224: ResNet50 halves it five times), not {value!r}.")
+
+
+def _checked_profile(profile: Profile) -> Profile:
+    """``profile`` with its seeds parsed, once every numeric field is within its bound."""
+    check_image_size(profile.image_size)
+    _check_bounds(profile, PROFILE_BOUNDS)
+    return replace(profile, seeds=parse_seeds(profile.seeds))
+
+
 def get_gan_settings(profile: str, **overrides: Any) -> GanSettings:
-    """The profile's GAN settings with the non-None overrides applied (field names, any case)."""
-    return _overridden(GAN_SETTINGS, profile, overrides, "GAN")
+    """The profile's GAN settings with the non-None overrides applied (field names, any case),
+    checked: a value outside its bound (``GAN_BOUNDS``) is a UserError."""
+    settings = _overridden(GAN_SETTINGS, profile, overrides, "GAN")
+    _check_bounds(settings, GAN_BOUNDS, prefix="GAN_")
+    return settings
 
 
 def _overridden(table: dict[str, Any], name: str, overrides: dict[str, Any], what: str) -> Any:
@@ -144,8 +262,22 @@ def _overridden(table: dict[str, Any], name: str, overrides: dict[str, Any], wha
 
 
 def get_profile(name: str, **overrides: Any) -> Profile:
-    """The named profile with the non-None overrides applied (keys are field names, any case)."""
-    return _overridden(PROFILES, name, overrides, "profile")
+    """The named profile with the non-None overrides applied (keys are field names, any case),
+    checked: an image size that is not a multiple of 32 from 32 up, a number outside its
+    bound (``PROFILE_BOUNDS``) or seeds that ``parse_seeds`` rejects are a UserError."""
+    return _checked_profile(_overridden(PROFILES, name, overrides, "profile"))
+
+
+def check_parameters(profile: str, parameters: Mapping[str, Any]) -> None:
+    """Check the notebook parameters that set a profile field (``IMAGE_SIZE``, ``SEEDS``),
+    a GAN setting (``GAN_ITERATIONS``) or ``SEED`` as the notebooks will: a bad value is a
+    UserError before any notebook runs."""
+    profile_names = {f.name.upper(): f.name for f in fields(Profile)}
+    gan_names = {f"GAN_{f.name.upper()}": f.name for f in fields(GanSettings)}
+    get_profile(profile, **{profile_names[k]: v for k, v in parameters.items() if k in profile_names})
+    get_gan_settings(profile, **{gan_names[k]: v for k, v in parameters.items() if k in gan_names})
+    if "SEED" in parameters:
+        check_seed(parameters["SEED"])
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from helpers.analysis.comparison import (
     thesis_table,
 )
 from helpers.analysis.evaluation import THRESHOLD_RULES
-from helpers.config import Layout
+from helpers.config import Layout, list_items
 from helpers.data import synthetic
 from helpers.data.imbalance import NATURAL
 from helpers.data.imbalance import order as imbalance_order
@@ -210,21 +210,22 @@ def imbalances(runs: pd.DataFrame, framework: str) -> list[str]:
     return sorted(set(rows["imbalance"]), key=imbalance_order)
 
 
-def plan(runs: pd.DataFrame, frameworks: str = "auto", thresholds: str = "youden,0.5"
+def plan(runs: pd.DataFrame, frameworks: str | Sequence[str] = "auto",
+         thresholds: str | float | Sequence[str | float] = "youden,0.5"
          ) -> list[tuple[str, str, str]]:
     """(framework, threshold key, imbalance) to compare: ``frameworks`` "auto" = every
-    framework with a finished baseline; ``thresholds`` of "youden" and "0.5"; every
-    imbalance setting with a finished baseline of the framework (natural for a framework
-    named without one, whose comparison then says what to run)."""
+    framework with a finished baseline; ``thresholds`` of "youden" and "0.5" (both list
+    parameters: ``config.list_items``); every imbalance setting with a finished baseline of
+    the framework (natural for a framework named without one, whose comparison then says
+    what to run)."""
     keys = {r.name: r.key for r in THRESHOLD_RULES}
-    chosen_t = [t.strip() for t in thresholds.split(",") if t.strip()]
+    chosen_t = [str(t) for t in list_items(thresholds)]
     if not chosen_t or set(chosen_t) - set(keys):
         raise UserError(f"THRESHOLDS {thresholds!r} must name youden and/or 0.5, e.g. "
                         f"'youden,0.5'.")
     with_baseline = list(dict.fromkeys(runs.loc[(runs["kind"] == "classifier")
                                                 & (runs["scenario"] == BASELINE), "framework"]))
-    chosen_f = (with_baseline if frameworks == "auto"
-                else [f.strip() for f in frameworks.split(",") if f.strip()])
+    chosen_f = with_baseline if list_items(frameworks) == ["auto"] else list_items(frameworks)
     if not chosen_f:
         raise UserError("No framework has a finished baseline run: run notebook 03 or 04 first.")
     return [(f, keys[t], i) for f in chosen_f for i in imbalances(runs, f) or [NATURAL]

@@ -19,14 +19,13 @@ ROS and the WGAN-GP balance them, and the GAN learns from the kept minority imag
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from helpers.config import Layout
+from helpers.config import Layout, list_items
 from helpers.errors import UserError
 from helpers.io import read_json, save_json, write_atomic
 
@@ -49,14 +48,9 @@ def normalise(value: Any) -> str:
 
 
 def settings(values: Any) -> list[str]:
-    """One setting or several ("natural,10,30", a list, a number) normalised, in order,
-    without repeats."""
-    if isinstance(values, str):
-        items: Sequence[Any] = [v for v in values.split(",") if v.strip()] or [NATURAL]
-    elif isinstance(values, (list, tuple)):
-        items = values or [NATURAL]
-    else:
-        items = [values]
+    """One setting or several ("natural,10,30", "[natural, 10]", a list, a number: a list
+    parameter, ``config.list_items``) normalised, in order, without repeats; none: natural."""
+    items = list_items(values) or [NATURAL]
     return list(dict.fromkeys(normalise(v) for v in items))
 
 

@@ -7,7 +7,9 @@ Notebooks run in order; each executed copy lands in ``results/<dataset>/executed
 its HTML page beside it and ``index.html`` linking them (``helpers.notebook.html_report``); the
 console shows each code cell as it starts and the training's progress (``--log-output``:
 every line the notebooks print); the run stops at the first failing notebook and prints
-that cell's error in a few lines.
+that cell's error in a few lines. Parameters that set a profile field, a GAN setting or
+the seed (``IMAGE_SIZE``, ``SEEDS``, ``GAN_ITERATIONS``, ``SEED``) are checked before the
+first notebook starts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from helpers.config import PROFILES, REPO_ROOT, Layout
+from helpers.config import PROFILES, REPO_ROOT, Layout, check_parameters
 from helpers.errors import UserError
 from helpers.io import save_json
 
@@ -167,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "ROOT": str(layout.root), "SEED": args.seed}
         overrides = parse_parameters(args.parameter)
         parameters.update(overrides)
+        check_parameters(parameters["PROFILE"], parameters)
         start = time.perf_counter()
         timings = run_series(notebooks, layout, parameters, args.log_output, overrides)
     except UserError as error:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from helpers.config import Layout, Profile, get_profile, seed_everything
+from helpers.config import Layout, Profile, check_seed, get_profile, seed_everything
 from helpers.errors import show_user_errors_briefly
 
 _VERSIONS = ("numpy", "pandas", "scikit-learn", "imbalanced-learn", "opencv-python-headless",
@@ -38,8 +38,10 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
 
 def setup(*, profile: str, dataset: str, root: str = "", data_dir: str = "", seed: int = 42,
           versions: tuple[str, ...] = (), **overrides: Any) -> Context:
-    """Resolve the profile (None overrides keep its values), seed, print versions."""
+    """Check the seed, resolve the profile (None overrides keep its values; a value out of
+    bounds is a UserError: ``config.get_profile``), seed everything, print versions."""
     show_user_errors_briefly()
+    seed = check_seed(seed)
     seed_everything(seed)
     ctx = Context(get_profile(profile, **overrides), Layout.of(dataset, root), data_dir, seed)
     print(" | ".join(f"{k} {v}" for k, v in package_versions(versions).items()))

@@ -37,7 +37,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from helpers.analysis import evaluation, results
-from helpers.config import PROFILES, Layout, Profile, get_profile
+from helpers.config import PROFILES, Layout, Profile, get_profile, list_items
 from helpers.data.imbalance import NATURAL, suffix
 from helpers.data.imbalance import settings as imbalance_settings
 from helpers.errors import UserError
@@ -107,10 +107,10 @@ def grid_dir(layout: Layout) -> Path:
 
 
 def _names(given: str | Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:
-    """A comma-separated string or a list, checked against ``known`` ("all" or None: all)."""
-    if given is None or given == "all" or list(given) == ["all"]:
+    """A list parameter (``config.list_items``) checked against ``known`` ("all" or None: all)."""
+    items = ["all"] if given is None else list_items(given)
+    if items == ["all"]:
         return list(known)
-    items = [s.strip() for s in given.split(",")] if isinstance(given, str) else list(given)
     unknown = [s for s in items if s not in known]
     if unknown or not items:
         raise UserError(f"Unknown {what} {unknown or items}: use some of {', '.join(known)}.")
@@ -119,20 +119,21 @@ def _names(given: str | Sequence[str] | None, known: Sequence[str], what: str) -
 
 def plan_grid(dataset: str, profile: str, *, frameworks: str | Sequence[str],
               scenarios: str | Sequence[str] | None = None,
-              seeds: Sequence[int] | None = None, root: str = "",
+              seeds: int | str | Sequence[int] | None = None, root: str = "",
               imbalance: str | Sequence[str | float] = NATURAL,
               **overrides: Any) -> list[GridJob]:
     """The grid's runs, seed by seed (one seed's runs at every imbalance setting finish
     before the next seed starts, so a grid cut short still covers every setting);
-    ``seeds`` default to the profile's, ``imbalance`` is one setting or several
-    ("natural,10,30"), ``overrides`` are profile fields."""
-    settings = get_profile(profile, **overrides)
+    ``seeds`` (42, "42,43", "[42, 43]" or [42, 43], checked with the profile:
+    ``config.parse_seeds``) default to the profile's, ``imbalance`` is one setting or
+    several ("natural,10,30"), ``overrides`` are profile fields."""
+    settings = get_profile(profile, seeds=seeds, **overrides)
     changes = tuple(sorted((k.lower(), v) for k, v in overrides.items() if v is not None))
     frames = _names(frameworks, GRID_FRAMEWORKS, "framework(s)")
     names = _names(scenarios, list(SCENARIOS), "scenario(s)")
     root = str(Layout.of(dataset, root).root)
     return [GridJob(dataset, fw, sc, int(seed), profile, root, changes, ratio)
-            for seed in (seeds or settings.seeds) for ratio in imbalance_settings(imbalance)
+            for seed in settings.seeds for ratio in imbalance_settings(imbalance)
             for sc in names for fw in frames]
 
 
@@ -316,6 +317,8 @@ def run_grid(jobs: Sequence[GridJob], *, executor: str = "local", gpus: int = 0,
     """
     if executor not in EXECUTORS:
         raise UserError(f"Unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}.")
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        raise UserError(f"GPUS must be a whole number of at least 0, not {gpus!r}.")
     if not jobs:
         raise UserError("The grid has no runs: name at least one framework, scenario and seed.")
     status = grid_status(jobs)
@@ -348,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     parser.add_argument("--frameworks", default="pytorch", help="keras, pytorch or both: keras,pytorch")
     parser.add_argument("--scenarios", default="all", help=f"comma-separated, of {', '.join(SCENARIOS)}")
-    parser.add_argument("--seeds", default="", help="comma-separated; empty: the profile's seeds")
+    parser.add_argument("--seeds", default=None,
+                        help="42, 42,43 or [42,43]; default: the profile's seeds")
     parser.add_argument("--imbalance", default=NATURAL,
                         help="natural and/or ratios r (minority kept at 1 : r), e.g. natural,10,30")
     parser.add_argument("--root", default="", help="the folder notebooks 01-05 wrote to")
@@ -367,12 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.job:
         return 0 if run_job(GridJob.from_json(args.job))["state"] == "done" else 1
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] or None
         jobs = plan_grid(args.dataset, args.profile, frameworks=args.frameworks,
-                         scenarios=args.scenarios, seeds=seeds, root=args.root,
+                         scenarios=args.scenarios, seeds=args.seeds, root=args.root,
                          imbalance=args.imbalance, **parse_parameters(args.parameter))
         status = run_grid(jobs, executor=args.executor, gpus=args.gpus)
-    except (UserError, ValueError) as error:
+    except UserError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
     print(status.drop(columns="run").to_string(index=False))

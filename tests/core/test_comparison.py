@@ -199,6 +199,7 @@ def test_plan_and_missing_baseline_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="N_BOOT must be a positive integer"):
         compare_framework(runs, "pytorch", n_boot=0)
     assert plan(runs, "keras", "youden") == [("keras", "threshold_youden", "natural")]
+    assert plan(runs, "[pytorch]", 0.5) == [("pytorch", "threshold_0.5", "natural")]  # -p's types
     with pytest.raises(UserError, match="No finished keras baseline run: run notebook 03"):
         comparison.load_comparison(runs, "keras")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -82,7 +83,42 @@ def test_the_submitit_path_runs_the_grid_with_its_local_executor(fresh_layout: L
     assert 0.0 <= metrics["threshold_0.5"]["roc_auc"] <= 1.0
 
 
+@pytest.mark.parametrize("seeds, expected", [(None, [42]), (43, [43]), ("42,43", [42, 43]),
+                                            ("[42, 43]", [42, 43]), ([42, 43], [42, 43])])
+def test_seeds_in_every_written_form(seeds: object, expected: list[int]) -> None:
+    jobs = plan_grid("chest_xray", "smoke", frameworks="pytorch", scenarios="[baseline, ros]",
+                     seeds=seeds)
+    assert [(j.seed, j.scenario) for j in jobs] == [(s, sc) for s in expected
+                                                    for sc in ("baseline", "ros")]
+
+
+@pytest.mark.parametrize("seeds", ["abc", "-1", -1, "4.5", "", []])
+def test_bad_seeds_stop_the_plan_with_a_sentence(seeds: object) -> None:
+    with pytest.raises(UserError, match="^SEEDS must be whole numbers"):
+        plan_grid("chest_xray", "smoke", frameworks="pytorch", seeds=seeds)
+
+
+@pytest.mark.parametrize("gpus", [-1, 1.5])
+def test_a_bad_gpu_count_is_a_sentence(gpus: object) -> None:
+    jobs = plan_grid("chest_xray", "smoke", frameworks="pytorch", scenarios="baseline")
+    with pytest.raises(UserError, match="^GPUS must be a whole number of at least 0"):
+        run_grid(jobs, executor="gpus", gpus=gpus)
+
+
 def test_command_line_errors_are_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--frameworks", "jax"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: Unknown framework") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [(["--seeds", "abc"], "SEEDS must be whole numbers"),
+                                           (["--seeds", ""], "SEEDS must be whole numbers"),
+                                           (["--seeds", "4.5"], "SEEDS must be whole numbers"),
+                                           (["-p", "IMAGE_SIZE=0"], "IMAGE_SIZE must be a multiple"),
+                                           (["-p", "BATCH_SIZE=0"], "BATCH_SIZE must be")])
+def test_command_line_values_are_checked_in_one_sentence(
+        argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--profile", "smoke", "--root", str(tmp_path), *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {message}") and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # stopped before any run

@@ -39,6 +39,7 @@ def test_several_settings_keep_their_order_without_repeats() -> None:
     assert imbalance.settings("natural, 10,30,10") == ["natural", "10", "30"]
     assert imbalance.settings(["natural", 10.0, 30]) == ["natural", "10", "30"]
     assert imbalance.settings(30) == ["30"] and imbalance.settings("") == ["natural"]
+    assert imbalance.settings("[natural, 10]") == ["natural", "10"]  # as -p writes a list
 
 
 def grouped_train(seed: int = 0) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.config import Layout
+from helpers.config import Layout, check_parameters
 from helpers.errors import UserError
 from helpers.notebook.progress import ProgressEcho
 from helpers.notebook.run import discover, main, parse_parameters, run_series
@@ -96,6 +96,34 @@ def test_user_error_in_a_notebook_is_one_sentence(tmp_path: Path) -> None:
 def test_main_reports_bad_selection_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--notebooks", "99"]) == 1
     assert "No notebook numbered 99" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parameter, message", [
+    ("IMAGE_SIZE=0", "IMAGE_SIZE must be a multiple of 32 from 32 up"),
+    ("IMAGE_SIZE=-5", "IMAGE_SIZE must be a multiple of 32 from 32 up"),
+    ("SEEDS=abc", "SEEDS must be whole numbers"), ("SEEDS=-1", "SEEDS must be whole numbers"),
+    ("SEEDS=4.5", "SEEDS must be whole numbers"), ("SEEDS=", "SEEDS must be whole numbers"),
+    ("SEED=-1", "SEED must be a whole number"), ("BATCH_SIZE=0", "BATCH_SIZE must be"),
+    ("LR_SCRATCH=-1e-3", "LR_SCRATCH must be"), ("GAN_ITERATIONS=0", "GAN_ITERATIONS must be")])
+def test_main_stops_a_bad_parameter_before_the_first_notebook(
+        parameter: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--profile", "smoke", "--root", str(tmp_path), "--notebooks", "01,02", "-p", parameter]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {message}") and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # no notebook ran: nothing written under the root
+
+
+@pytest.mark.parametrize("written, seeds", [("43", [43]), ("42,43", [42, 43]),
+                                            ("[42,43]", [42, 43]), ("[42, 43]", [42, 43])])
+def test_seeds_written_on_the_command_line_reach_the_grid(written: str, seeds: list[int]) -> None:
+    from helpers.training.grid import plan_grid  # what notebook 06 calls with its SEEDS
+
+    parameters = parse_parameters(["SEEDS=" + written])  # what papermill hands the notebook
+    check_parameters("smoke", parameters)
+    jobs = plan_grid("chest_xray", "smoke", frameworks="pytorch", scenarios="baseline",
+                     seeds=parameters["SEEDS"])
+    assert [j.seed for j in jobs] == seeds
 
 
 def test_progress_echo_passes_progress_lines_and_throttles_redraws() -> None:
