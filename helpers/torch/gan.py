@@ -39,6 +39,7 @@ from helpers.data.synthetic import (
     to_uint8,
     write_synthetic_set,
 )
+from helpers.environment import environment
 from helpers.errors import UserError
 from helpers.io import save_json
 from helpers.torch.checkpoints import (
@@ -446,6 +447,6 @@ def _evaluate(layout: Layout, spec: RunSpec, profile: Profile, s: GanSettings, r
                "settings": record["settings"], "gan": s, "profile": profile,
                "synthetic_dir": str(layout.synthetic_dir(real.shape[-1], spec.imbalance)),
                "checkpoint": str(layout.checkpoints(spec.name) / "generator.pt"),
-               "device": str(device)}, run_dir / "config.json")
+               "environment": environment(spec.framework, str(device))}, run_dir / "config.json")
     save_json(metrics, run_dir / "metrics.json")
     return metrics

@@ -21,6 +21,7 @@ from helpers.config import Layout, Profile
 from helpers.data.arrays import row_counts, training_ratio
 from helpers.data.imbalance import NATURAL, normalise, suffix
 from helpers.data.training_data import TRAINING_DATA
+from helpers.environment import environment
 from helpers.errors import UserError
 from helpers.training.protocols import TrainResult, protocol_for, training_settings
 from helpers.training.run_folder import RunFolder
@@ -110,15 +111,17 @@ def saved_outcome(layout: Layout, spec: RunSpec) -> RunOutcome:
 
 
 def save_outcome(layout: Layout, spec: RunSpec, *, test: pd.DataFrame, val: pd.DataFrame,
-                 history: pd.DataFrame | None, checkpoint: Path,
-                 config: dict[str, Any]) -> RunOutcome:
+                 history: pd.DataFrame | None, checkpoint: Path, config: dict[str, Any],
+                 device: str) -> RunOutcome:
     """Evaluate and write a run's results; config.json gets the run description, the split's
-    classes and ``config`` (the profile, the training settings, what the trainer reports)."""
+    classes, ``config`` (the profile, the training settings, what the trainer reports) and
+    the environment it ran in on ``device`` (``helpers.environment``)."""
     split = json.loads(layout.split_config.read_text())
     full = {**spec.describe(), "imbalance_ratio": training_ratio(layout, spec.imbalance),
             "classes": split["classes"],
             "positive_class": split["positive_class"], "split_protocol": split.get("protocol"),
-            **config, "checkpoint": str(checkpoint)}
+            **config, "checkpoint": str(checkpoint),
+            "environment": environment(spec.framework, device)}
     run_dir = layout.results(spec.name)
     metrics = evaluation.save_run_results(run_dir, test=test, val=val, history=history,
                                           config=full)
@@ -191,7 +194,7 @@ def drive(spec: RunSpec, layout: Layout, profile: Profile, side: TrainingSide, *
         val=side.predict_split(result.model, data, "val"), history=result.history,
         checkpoint=result.checkpoint,
         config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
-                "training_rows": row_counts(data.arrays["train"]), "device": where,
-                **result.config()})
+                "training_rows": row_counts(data.arrays["train"]), **result.config()},
+        device=where)
     side.prune_checkpoint(result.checkpoint)
     return outcome
