@@ -9,15 +9,32 @@ DATASET ?= chest_xray
 DATA_DIR ?=
 NOTEBOOKS ?=
 
-.PHONY: install demo run lab sync-notebooks lint test app browser benchmarks clean-outputs
+.PHONY: install lock demo run lab sync-notebooks lint test app browser benchmarks clean-outputs
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# The exact versions of requirements-lock.txt (make lock); requirements.txt keeps the ranges
+# that Colab and conda install from (docs/running.md, "Installing").
+$(VENV)/.installed: requirements-lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q -r requirements-lock.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
+
+# Regenerate requirements-lock.txt from requirements.txt (Linux, CPython 3.11, CPU). pip-compile,
+# not uv: it resolves with pip itself (pip's indexes, find-links and wheel choice, as make
+# install), but skips the constraint files pip's configuration names, so those are passed on.
+# Pins that still fit requirements.txt are kept; UPGRADE=1 moves every pin to the newest release.
+LOCK_TOOLS ?= /tmp/pip-tools-venv
+PIP_CONSTRAINTS ?= $(shell $(PYTHON) -m pip config list 2>/dev/null \
+	| sed -n "s/^[^=]*\.constraint='\(.*\)'$$/\1/p")
+lock:
+	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_TOOLS) \
+		&& $(LOCK_TOOLS)/bin/python -m pip install -q pip==26.3 pip-tools==7.7.0; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile --quiet $(if $(UPGRADE),--upgrade) \
+		--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		$(foreach file,$(PIP_CONSTRAINTS),--constraint $(file)) \
+		--output-file requirements-lock.txt requirements.txt
 
 # The bundled sample, offline: ImageNet weights need a download, so the demo trains from
 # random weights (the scratch protocol) unless you say WEIGHTS=imagenet. Its scenario grid

@@ -3,6 +3,8 @@
     helpers.errors, .io, .locks,     the user's errors, atomic writes and JSON, one process
       .config                        per run, profiles and the folder layout (every layer
                                      uses them)
+    helpers.environment              what a run ran on (versions, device, CPU), which
+                                     every run's config.json records
     helpers.data                     download, index, audit, near copies, preprocessing,
                                      the split, imbalance ratios, arrays, synthetic images
     helpers.training                 protocols, scenarios, batches, the training driver

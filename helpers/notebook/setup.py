@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import platform
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from helpers.config import Layout, Profile, check_seed, get_profile, seed_everything
+from helpers.environment import package_versions
 from helpers.errors import show_user_errors_briefly
-
-_VERSIONS = ("numpy", "pandas", "scikit-learn", "imbalanced-learn", "opencv-python-headless",
-             "pillow", "matplotlib", "papermill")
 
 
 @dataclass(frozen=True)
@@ -23,17 +19,6 @@ class Context:
     layout: Layout
     data_dir: str
     seed: int
-
-
-def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """Installed versions of the packages the series depends on (missing ones say so)."""
-    out = {"python": platform.python_version()}
-    for name in _VERSIONS + extra:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def setup(*, profile: str, dataset: str, root: str = "", data_dir: str = "", seed: int = 42,

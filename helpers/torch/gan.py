@@ -39,6 +39,7 @@ from helpers.data.synthetic import (
     to_uint8,
     write_synthetic_set,
 )
+from helpers.environment import environment
 from helpers.errors import UserError
 from helpers.io import remove_stale_temporaries, save_json
 from helpers.locks import holding
@@ -457,6 +458,6 @@ def _evaluate(layout: Layout, spec: RunSpec, profile: Profile, s: GanSettings, r
                "synthetic_dir": str(layout.synthetic_dir(real.shape[-1], spec.imbalance)),
                "checkpoint": recorded_path(layout.checkpoints(spec.name) / "generator.pt",
                                            layout.root),
-               "device": str(device)}, run_dir / "config.json")
+               "environment": environment(spec.framework, str(device))}, run_dir / "config.json")
     save_json(metrics, run_dir / "metrics.json")
     return metrics

@@ -92,7 +92,8 @@ def run_reference(layout: Layout, size: int, model: str, *, seed: int = 42,
     joblib.dump(estimator, checkpoint)
     return save_outcome(layout, run, test=_predictions(estimator, arrays["test"]),
                         val=_predictions(estimator, arrays["val"]), history=None,
-                        checkpoint=checkpoint, config={"settings": settings, "model": description})
+                        checkpoint=checkpoint, config={"settings": settings, "model": description},
+                        device="cpu")
 
 
 def run_references(layout: Layout, size: int, *, seed: int = 42, resume: bool = True,

@@ -22,6 +22,7 @@ from helpers.data.arrays import row_counts, training_ratio
 from helpers.data.imbalance import NATURAL, normalise, suffix
 from helpers.data.split_file import read_record
 from helpers.data.training_data import TRAINING_DATA
+from helpers.environment import environment
 from helpers.errors import UserError
 from helpers.io import remove_stale_temporaries
 from helpers.locks import holding
@@ -129,15 +130,17 @@ def saved_outcome(layout: Layout, spec: RunSpec) -> RunOutcome:
 
 
 def save_outcome(layout: Layout, spec: RunSpec, *, test: pd.DataFrame, val: pd.DataFrame,
-                 history: pd.DataFrame | None, checkpoint: Path,
-                 config: dict[str, Any]) -> RunOutcome:
+                 history: pd.DataFrame | None, checkpoint: Path, config: dict[str, Any],
+                 device: str) -> RunOutcome:
     """Evaluate and write a run's results; config.json gets the run description, the split's
-    classes and ``config`` (the profile, the training settings, what the trainer reports)."""
+    classes, ``config`` (the profile, the training settings, what the trainer reports) and
+    the environment it ran in on ``device`` (``helpers.environment``)."""
     split = read_record(layout)
     full = {**spec.describe(), "imbalance_ratio": training_ratio(layout, spec.imbalance),
             "classes": split["classes"],
             "positive_class": split["positive_class"], "split_protocol": split.get("protocol"),
-            **config, "checkpoint": recorded_path(checkpoint, layout.root)}
+            **config, "checkpoint": recorded_path(checkpoint, layout.root),
+            "environment": environment(spec.framework, device)}
     run_dir = layout.results(spec.name)
     metrics = evaluation.save_run_results(run_dir, test=test, val=val, history=history,
                                           config=full)
@@ -223,7 +226,7 @@ def _drive(spec: RunSpec, layout: Layout, profile: Profile, side: TrainingSide, 
         val=side.predict_split(result.model, data, "val"), history=result.history,
         checkpoint=result.checkpoint,
         config={"profile": profile, "settings": settings, "augmentation": data.augmentation,
-                "training_rows": row_counts(data.arrays["train"]), "device": where,
-                **result.config()})
+                "training_rows": row_counts(data.arrays["train"]), **result.config()},
+        device=where)
     side.prune_checkpoint(result.checkpoint)
     return outcome

@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from helpers.config import Layout
+from helpers.environment import environment
 from helpers.errors import UserError
+from helpers.io import save_json
 from helpers.training.grid import GridJob, grid_status, job_state, main, plan_grid, run_grid, summary
+from helpers.training.protocols import training_settings
 from helpers.training.scenarios import SCENARIOS
 
 
@@ -71,6 +74,21 @@ def test_an_interrupted_run_is_reported_and_counted_as_to_do(fresh_layout: Layou
                                            "started": 0}))
     assert job_state(job)["state"] == "interrupted"
     assert summary(grid_status([job])) == "0 done, 0 running, 0 failed, 1 to do"
+
+
+@pytest.mark.parametrize("recorded", [None, environment("pytorch", "cuda:0 (an H100): autocast bfloat16")],
+                         ids=["trained before environments were recorded", "another machine"])
+def test_a_finished_run_is_done_whatever_environment_it_recorded(
+        tmp_path, recorded: dict | None) -> None:
+    job = plan_grid("toy", "smoke", frameworks="pytorch", scenarios="focal", root=str(tmp_path))[0]
+    settings = training_settings(job.settings, seed=job.seed, loss="FocalLoss()", train_images=48)
+    folder = job.layout.results(job.name)
+    extra = {} if recorded is None else {"environment": recorded}
+    save_json({"settings": settings, **extra}, folder / "config.json")
+    save_json({}, folder / "metrics.json")
+    assert job_state(job)["state"] == "done"
+    save_json({"settings": {**settings, "seed": job.seed + 1}, **extra}, folder / "config.json")
+    assert job_state(job)["state"] == "to do"  # the settings, not the environment, decide
 
 
 def test_the_submitit_path_runs_the_grid_with_its_local_executor(fresh_layout: Layout) -> None:

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -78,6 +79,22 @@ def test_finished_run_is_skipped_unless_resume_is_false(fresh_layout: Layout) ->
     assert first.trained and not again.trained and again.metrics == first.metrics
     assert again.checkpoint == first.checkpoint
     assert run_reference(layout, 32, "knn", resume=False).trained
+
+
+def test_the_environment_is_recorded_but_never_decides_a_rerun(fresh_layout: Layout) -> None:
+    first = run_reference(fresh_layout, 32, "logreg")
+    path = first.results_dir / "config.json"
+    config = json.loads(path.read_text())
+    environment = config.pop("environment")
+    assert environment["versions"]["scikit-learn"] == sklearn.__version__
+    assert environment["device"] == "cpu" and isinstance(environment["cpu_bf16"], bool)
+    path.write_text(json.dumps(config))  # a run written before the environment was recorded
+    assert not run_reference(fresh_layout, 32, "logreg").trained
+    other = {**environment, "versions": {"scikit-learn": "0.1"}, "cpu_bf16": True, "cpu": "?"}
+    path.write_text(json.dumps({**config, "environment": other}))  # another machine's run
+    assert not run_reference(fresh_layout, 32, "logreg").trained
+    path.write_text(json.dumps({**config, "settings": {**config["settings"], "pixels": 16}}))
+    assert run_reference(fresh_layout, 32, "logreg").trained  # other settings: fitted again
 
 
 def test_unknown_model_is_a_user_error(fresh_layout: Layout) -> None:

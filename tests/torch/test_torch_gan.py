@@ -29,6 +29,7 @@ from helpers.torch.gan import (
     train_gan,
 )
 from helpers.torch.gan_quality import inception_extractor, measure_quality
+from helpers.torch.models import pick_device
 from helpers.torch.training import run_training
 from helpers.training.runs import RunSpec
 
@@ -158,6 +159,10 @@ def test_gan_run_writes_the_balancing_synthetic_set_and_its_quality(fresh_layout
         "iteration_000002.png", "iteration_000004.png", "iteration_000006.png"]
     checkpoints = outcome.generator.parent
     assert sorted(p.name for p in checkpoints.iterdir()) == ["generator.pt"]  # weights only
+
+    config = json.loads((outcome.results_dir / "config.json").read_text())
+    assert config["environment"]["versions"]["torch"] == torch.__version__
+    assert config["environment"]["device"] == str(pick_device())
 
     first = md5s(fresh_layout)
     again = run_gan(fresh_layout, PROFILE, SMOKE, seed=5, inception=False)

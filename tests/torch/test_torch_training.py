@@ -19,7 +19,7 @@ from torchvision.models import resnet50
 from helpers.config import Layout, Profile, get_profile
 from helpers.errors import UserError
 from helpers.torch.data import TorchData, load_datasets
-from helpers.torch.models import predict_logits
+from helpers.torch.models import describe_device, pick_device, predict_logits
 from helpers.torch.training import predict_split, run_training, train
 from helpers.training.protocols import HISTORY_COLUMNS, TrainResult, phases, warmup_cosine_lr
 from helpers.training.runs import RunSpec
@@ -164,7 +164,15 @@ def test_run_training_writes_a_named_run_and_skips_it_when_done(fresh_layout: La
         config = json.loads((outcome.results_dir / "config.json").read_text())
         assert config["protocol"] == "scratch" and config["framework"] == "pytorch"
         assert config["settings"]["seed"] == outcome.spec.seed and outcome.trained
+        environment = config["environment"]
+        assert environment["versions"]["torch"] == torch.__version__
+        assert environment["device"] == describe_device(pick_device(), profile)
+        assert "device" not in config  # recorded once, in the environment
     assert outcomes[0].metrics != outcomes[1].metrics  # another seed, another model
+    path = outcomes[0].results_dir / "config.json"
+    config = json.loads(path.read_text())
+    del config["environment"]
+    path.write_text(json.dumps(config))  # a run written before the environment was recorded
     again = run_training(specs[0], layout, profile)
     assert not again.trained and again.metrics == outcomes[0].metrics
     with pytest.raises(ValueError, match="RunSpec.for_profile"):
