@@ -9,7 +9,7 @@ DATASET ?= chest_xray
 DATA_DIR ?=
 NOTEBOOKS ?=
 
-.PHONY: install lock demo run lab sync-notebooks lint test app browser benchmarks clean-outputs
+.PHONY: install lock demo run lab sync-notebooks lint test app tensorboard browser benchmarks clean-outputs
 
 install: $(VENV)/.installed
 
@@ -73,6 +73,12 @@ ROOT ?=
 app: install
 	APP_ROOT="$(ROOT)" $(BIN)/python -m streamlit run app/streamlit_app.py \
 		--server.headless true --browser.gatherUsageStats false
+
+# TensorBoard on http://localhost:6006 (another with PORT=...): the training curves of every
+# run under ROOT (default: the repository), side by side; reachable from this machine only.
+PORT ?= 6006
+tensorboard: install
+	$(BIN)/tensorboard --logdir "$(or $(ROOT),$(CURDIR))/results" --host localhost --port $(PORT)
 
 # Debian's headless Chromium and its driver for the browser test (tests/app/test_app_browser.py),
 # installed with apt-get where it may; without them that test is skipped and says why.

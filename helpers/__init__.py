@@ -8,7 +8,8 @@
     helpers.data                     download, index, audit, near copies, preprocessing,
                                      the split, imbalance ratios, arrays, synthetic images
     helpers.training                 protocols, scenarios, batches, the training driver
-                                     (runs), run folders, the grid, the pixel reference
+                                     (runs), TensorBoard curves, run folders, the grid,
+                                     the pixel reference
     helpers.analysis                 metrics, statistics, comparison and reports, plots,
                                      GAN quality, Grad-CAM, the Streamlit page
     helpers.notebook                 a notebook's setup cell, Colab, the series driver and

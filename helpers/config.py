@@ -337,6 +337,10 @@ class Layout:
         """A trained run's metrics, predictions, history, config and figures."""
         return self.root / "results" / self.dataset / "runs" / run
 
+    def tensorboard(self, run: str) -> Path:
+        """A run's training curves as TensorBoard event files (``helpers.training.curves``)."""
+        return self.results(run) / "tensorboard"
+
     @property
     def runs_dir(self) -> Path:
         """Every trained run's results folder lives here."""

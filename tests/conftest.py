@@ -9,8 +9,11 @@ Triton, which the CUDA build of torch pulls in, crashes the process: tensorflow 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,13 +87,30 @@ def fresh_layout(prepared_layout: Layout, tmp_path: Path) -> Layout:
 def write_toy_run(root: Path, framework: str) -> Path:
     """A run of ``framework`` in the run format under ``root`` (``tests/toy_run.py``), written
     by a process of its own so that this one imports no framework; returns ``root``."""
-    import subprocess
-    import sys
-
     script = Path(__file__).with_name("toy_run.py")
     subprocess.run([sys.executable, str(script), str(root), framework], check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(script.parent.parent)})
     return root
+
+
+def read_curves(*folders: Path) -> dict[Path, dict[str, list[list[float]]]]:
+    """The scalars of TensorBoard event folders, tag -> [step, value] points, read by
+    TensorBoard's own reader in a process of its own (``tests/tensorboard_events.py``)."""
+    script = Path(__file__).with_name("tensorboard_events.py")
+    out = subprocess.run([sys.executable, str(script), *map(str, folders)], check=True,
+                         capture_output=True, text=True)
+    return {Path(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def assert_curves_hold_the_history(curves: dict[str, list[list[float]]], history: pd.DataFrame,
+                                   step: str) -> None:
+    """One curve per history column but ``step`` (and a classifier's ``phase``), one point
+    per row: at step ``row[step]``, the row's value (TensorBoard keeps float32)."""
+    assert sorted(curves) == sorted(c for c in history.columns if c not in (step, "phase"))
+    for tag, points in curves.items():
+        assert [p[0] for p in points] == history[step].tolist(), tag
+        assert [p[1] for p in points] == pytest.approx(history[tag].tolist(), rel=1e-6,
+                                                       nan_ok=True), tag
 
 
 @pytest.fixture(scope="session")

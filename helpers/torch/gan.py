@@ -52,6 +52,7 @@ from helpers.torch.checkpoints import (
 )
 from helpers.torch.gan_quality import measure_quality
 from helpers.torch.models import pick_device
+from helpers.training.curves import Curves
 from helpers.training.run_folder import RunFolder, recorded_path
 from helpers.training.runs import RunSpec, finished
 
@@ -358,7 +359,8 @@ def _synthetic_batches(generator: Generator, seed: int, count: int, latent: int
 
 def _train(arrays: np.ndarray, s: GanSettings, spec: RunSpec, layout: Layout, seed: int,
            device: torch.device, resume: bool) -> tuple[Generator, int]:
-    """Train (or resume), keep the sample mosaics, the history, its figure and the weights."""
+    """Train (or resume), keep the sample mosaics, the curves in TensorBoard (every
+    iteration's history row), the history, its figure and the weights."""
     run_dir, ckpt_dir = layout.results(spec.name), layout.checkpoints(spec.name)
     samples = run_dir / "samples"
     samples.mkdir(parents=True, exist_ok=True)
@@ -366,8 +368,9 @@ def _train(arrays: np.ndarray, s: GanSettings, spec: RunSpec, layout: Layout, se
     def keep_samples(iteration: int, images: np.ndarray) -> None:
         cv2.imwrite(str(samples / f"iteration_{iteration:06d}.png"), mosaic(to_uint8(images)))
 
-    result = train_gan(arrays, s, seed=seed, checkpoint_dir=ckpt_dir, device=device,
-                       resume=resume, on_checkpoint=keep_samples)
+    with Curves(layout.tensorboard(spec.name), HISTORY[0], HISTORY[1:]) as curves:
+        result = train_gan(arrays, s, seed=seed, checkpoint_dir=ckpt_dir, device=device,
+                           resume=resume, on_checkpoint=keep_samples, on_iteration=curves)
     result.history.to_csv(run_dir / "history.csv", index=False)
     plots.save_figure(plots.plot_gan_history(result.history), run_dir / "losses.png")
     save_generator(result, ckpt_dir / "generator.pt", arrays.shape[-1], s)

@@ -26,6 +26,7 @@ from helpers.environment import environment
 from helpers.errors import UserError
 from helpers.io import remove_stale_temporaries
 from helpers.locks import holding
+from helpers.training.curves import EPOCH_TAGS, Curves
 from helpers.training.protocols import TrainResult, protocol_for, training_settings
 from helpers.training.run_folder import RunFolder, recorded_path
 from helpers.training.scenarios import class_counts, get_scenario
@@ -183,7 +184,7 @@ class TrainingSide(Protocol):
     def load_run_data(self, spec: RunSpec, layout: Layout, profile: Profile, device: Any) -> Any: ...
     def loss_name(self, loss: Any) -> str: ...
     def train(self, data: Any, profile: Profile, *, seed: int, checkpoint_dir: Path, loss: Any,
-              resume: bool) -> TrainResult: ...
+              resume: bool, on_epoch_end: Callable[[dict[str, Any]], None]) -> TrainResult: ...
     def predict_split(self, model: Any, data: Any, split: str) -> pd.DataFrame: ...
     def prune_checkpoint(self, checkpoint: Path) -> None: ...
 
@@ -192,9 +193,10 @@ def drive(spec: RunSpec, layout: Layout, profile: Profile, side: TrainingSide, *
           loss: Any = None, resume: bool = True, device: str | None = None) -> RunOutcome:
     """One run, start to end, the same in both frameworks: load the split's cached images,
     make the scenario's loss, skip a run that finished with these settings (``resume=False``
-    trains it afresh), train (an interrupted run continues from its last epoch), predict the
-    validation and test splits, save the results under the run's name and keep only the
-    best weights. ``side`` is the framework's training module, whose ``run_training`` this is.
+    trains it afresh), train (an interrupted run continues from its last epoch) with its
+    curves in TensorBoard (``helpers.training.curves``), predict the validation and test
+    splits, save the results under the run's name and keep only the best weights. ``side`` is
+    the framework's training module, whose ``run_training`` this is.
 
     One process at a time trains a run (``helpers.locks``: another one gets ``Busy``); a
     run that finished with other settings is never replaced unless ``resume=False`` says so.
@@ -219,8 +221,10 @@ def _drive(spec: RunSpec, layout: Layout, profile: Profile, side: TrainingSide, 
         keep_finished(layout, spec, settings)
     where = side.describe_device(runtime, profile)
     print(f"{spec.name} on {where}")
-    result = side.train(data, profile, seed=spec.seed, checkpoint_dir=layout.checkpoints(spec.name),
-                        loss=loss_fn, resume=resume)
+    with Curves(layout.tensorboard(spec.name), "epoch", EPOCH_TAGS) as curves:
+        result = side.train(data, profile, seed=spec.seed,
+                            checkpoint_dir=layout.checkpoints(spec.name), loss=loss_fn,
+                            resume=resume, on_epoch_end=curves)
     outcome = save_outcome(
         layout, spec, test=side.predict_split(result.model, data, "test"),
         val=side.predict_split(result.model, data, "val"), history=result.history,

@@ -1,5 +1,5 @@
 """The WGAN-GP: sizes, the gradient penalty against closed forms, exact resume, and the
-GAN run end to end on the 32 px toy set (smoke settings)."""
+GAN run end to end on the 32 px toy set (smoke settings), its TensorBoard curves included."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import assert_curves_hold_the_history, read_curves
 from torch import nn
 
 from helpers.config import Layout, get_gan_settings, get_profile
@@ -169,6 +170,12 @@ def test_gan_run_writes_the_balancing_synthetic_set_and_its_quality(fresh_layout
     assert not again.trained and again.metrics == outcome.metrics and md5s(fresh_layout) == first
     afresh = run_gan(fresh_layout, PROFILE, SMOKE, seed=5, resume=False, inception=False)
     assert afresh.trained and md5s(fresh_layout) == first  # deterministic for a seed
+    # its curves: every iteration once, the first training's event file gone
+    folder = fresh_layout.tensorboard(outcome.spec.name)
+    assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+    history = pd.read_csv(outcome.results_dir / "history.csv")
+    assert history["iteration"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert_curves_hold_the_history(read_curves(folder)[folder], history, "iteration")
 
 
 def test_without_a_baseline_the_classifier_scores_are_skipped_with_the_reason(

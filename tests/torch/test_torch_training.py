@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_curves_hold_the_history, read_curves
 from sklearn.metrics import roc_auc_score
 from torch import nn
 from torchvision.models import resnet50
@@ -152,7 +153,7 @@ def test_no_epochs_at_all_is_a_user_error(data: TorchData, tmp_path: Path) -> No
 
 def test_run_training_writes_a_named_run_and_skips_it_when_done(fresh_layout: Layout) -> None:
     layout = fresh_layout
-    profile = get_profile("smoke", epochs_scratch=1)
+    profile = get_profile("smoke", epochs_scratch=2)
     specs = [RunSpec.for_profile("toy", "pytorch", profile, seed=s) for s in (1, 2)]
     outcomes = [run_training(spec, layout, profile) for spec in specs]
     assert [o.results_dir.name for o in outcomes] == ["pytorch-baseline-scratch-seed1",
@@ -169,12 +170,20 @@ def test_run_training_writes_a_named_run_and_skips_it_when_done(fresh_layout: La
         assert environment["device"] == describe_device(pick_device(), profile)
         assert "device" not in config  # recorded once, in the environment
     assert outcomes[0].metrics != outcomes[1].metrics  # another seed, another model
+    folders = [layout.tensorboard(spec.name) for spec in specs]
+    curves = read_curves(*folders)
+    for outcome, folder in zip(outcomes, folders):  # per epoch, the history's columns
+        history = pd.read_csv(outcome.results_dir / "history.csv")
+        assert len(history) == 2 and len(list(folder.glob("events.out.tfevents.*"))) == 1
+        assert_curves_hold_the_history(curves[folder], history, "epoch")
+    written = {p: p.read_bytes() for p in folders[0].iterdir()}
     path = outcomes[0].results_dir / "config.json"
     config = json.loads(path.read_text())
     del config["environment"]
     path.write_text(json.dumps(config))  # a run written before the environment was recorded
     again = run_training(specs[0], layout, profile)
     assert not again.trained and again.metrics == outcomes[0].metrics
+    assert {p: p.read_bytes() for p in folders[0].iterdir()} == written  # not trained: no curve
     with pytest.raises(ValueError, match="RunSpec.for_profile"):
         run_training(RunSpec("toy", "pytorch", protocol="transfer"), layout, profile)
 
