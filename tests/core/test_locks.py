@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,6 @@ import pytest
 from helpers.config import Layout
 from helpers.errors import UserError
 from helpers.locks import Busy, holding, lock_path
-from helpers.training.grid import plan_grid
-from helpers.training.runs import RunSpec, keep_finished
 
 
 def _holder(layout: Layout, name: str) -> subprocess.Popen:
@@ -50,38 +47,3 @@ def test_a_held_lock_names_its_holder_and_a_dead_holder_s_lock_is_free(tmp_path:
         assert note["pid"] != holder.pid
     assert not lock_path(layout, "run-a").with_suffix(".json").exists()
     assert issubclass(Busy, UserError)  # a notebook shows it as one sentence
-
-
-def test_two_grids_on_one_root_train_a_run_once(fresh_layout: Layout) -> None:
-    job = plan_grid("toy", "smoke", frameworks="pytorch", scenarios="weighted",
-                    root=str(fresh_layout.root))[0]
-    command = [sys.executable, "-m", "helpers.training.grid", "--dataset", "toy", "--profile",
-               "smoke", "--frameworks", "pytorch", "--scenarios", "weighted",
-               "--root", str(fresh_layout.root)]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    note = lock_path(fresh_layout, job.name).with_suffix(".json")
-    deadline = time.monotonic() + 120
-    while not note.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    second = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    first.communicate()
-    assert (first.returncode, second.returncode) == (0, 0)
-    log = job.log_file.read_text()
-    assert log.count(f"{job.name} on ") == 1  # trained once
-    assert "is in progress in another process" in log or "finished already" in log
-    assert json.loads(job.status_file.read_text())["state"] == "done"
-
-
-def test_a_run_finished_with_other_settings_is_kept_unless_replaced_on_purpose(
-        tmp_path: Path) -> None:
-    layout = Layout.of("toy", tmp_path)
-    spec = RunSpec("toy", "pytorch", "baseline", 42)
-    folder = layout.results(spec.name)
-    folder.mkdir(parents=True)
-    settings = {"seed": 42, "epochs": 6, "image_size": 32}
-    (folder / "config.json").write_text(json.dumps({"settings": settings}))
-    (folder / "metrics.json").write_text(json.dumps({"roc_auc": 0.9}))
-    keep_finished(layout, spec, settings)  # the same settings: nothing to keep apart
-    with pytest.raises(UserError, match=f"{spec.name} finished already in {folder} with other "
-                                        "settings \\(epochs\\): pass RESUME=False to replace it"):
-        keep_finished(layout, spec, {**settings, "epochs": 1})
