@@ -9,7 +9,7 @@ DATASET ?= chest_xray
 DATA_DIR ?=
 NOTEBOOKS ?=
 
-.PHONY: install lock demo run lab sync-notebooks lint test app tensorboard browser benchmarks clean-outputs
+.PHONY: install lock demo run lab sync-notebooks lint test app tensorboard browser benchmarks gpu-check clean-outputs
 
 install: $(VENV)/.installed
 
@@ -89,12 +89,20 @@ browser:
 		chromium chromium-driver >/dev/null; } \
 		|| echo "chromium and chromium-driver not installed (needs root and apt-get): the browser test will be skipped"
 
-# Preprocessing throughput and the torch input pipeline / training step (bundled sample
-# unless DATA_DIR names a data set folder).
+# Preprocessing throughput, the torch input pipeline / training step (bundled sample
+# unless DATA_DIR names a data set folder) and the real training epoch of Keras and PyTorch
+# (random images, BENCH_SIZE px, default 64).
+BENCH_SIZE ?= 64
 benchmarks: install
 	$(BIN)/python benchmarks/bench_preprocessing.py --dataset $(DATASET) \
 		--data-dir "$(or $(DATA_DIR),data/sample/chest_xray)"
 	$(BIN)/python benchmarks/bench_torch_pipeline.py
+	$(BIN)/python benchmarks/bench_training.py --size $(BENCH_SIZE)
+
+# One GPU, at most about 8 minutes: input pipeline, training epoch and WGAN-GP at the full
+# profile's sizes, and the estimated hours of notebooks 03-07 (a CPU smoke without a GPU).
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean-outputs:
 	rm -rf data/raw data/splits data/processed data/synthetic results/*/ checkpoints/*/

@@ -38,7 +38,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a bare checkout
 
-from helpers.config import Layout, get_profile
+from helpers.config import Layout, Profile, get_profile
 from helpers.data.split_file import write_split_file
 
 FRAMEWORKS = {"keras": "helpers.keras.training", "pytorch": "helpers.torch.training"}
@@ -70,7 +70,7 @@ def write_random_layout(root: Path, size: int, train_images: int, seed: int = 0)
     return layout
 
 
-def bench_profile(args: argparse.Namespace) -> Any:
+def bench_profile(args: argparse.Namespace) -> Profile:
     """The full profile at the asked size and batch, scratch protocol, ``1 + repeat`` epochs
     that never stop early."""
     epochs = 1 + args.repeat
@@ -172,6 +172,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]] | None:
     args = parser().parse_args(argv)
+    if args.repeat < 1 or args.batches < 1:
+        parser().error("--repeat and --batches must be 1 or more")
     if args.worker:
         print(RESULT + json.dumps(run_framework(args)))
         return None
