@@ -173,7 +173,7 @@ def test_no_epochs_at_all_is_a_user_error(data: KerasData, tmp_path: Path) -> No
 
 def test_run_training_writes_a_named_run_and_skips_it_when_done(fresh_layout: Layout) -> None:
     layout = fresh_layout
-    profile = get_profile("smoke", epochs_scratch=2)
+    profile = get_profile("smoke", epochs_scratch=1)  # torch's mirror test trains 2: a curve per epoch
     specs = [RunSpec.for_profile("toy", "keras", profile, seed=s) for s in (1, 2)]
     outcomes = [run_training(spec, layout, profile) for spec in specs]
     assert [o.results_dir.name for o in outcomes] == ["keras-baseline-scratch-seed1",
@@ -190,7 +190,7 @@ def test_run_training_writes_a_named_run_and_skips_it_when_done(fresh_layout: La
     curves = read_curves(*folders)
     for outcome, folder in zip(outcomes, folders):  # per epoch, the history's columns
         history = pd.read_csv(outcome.results_dir / "history.csv")
-        assert len(history) == 2 and len(list(folder.glob("events.out.tfevents.*"))) == 1
+        assert len(history) == 1 and len(list(folder.glob("events.out.tfevents.*"))) == 1
         assert_curves_hold_the_history(curves[folder], history, "epoch")
     written = {p: p.read_bytes() for p in folders[0].iterdir()}
     again = run_training(specs[0], layout, profile)
