@@ -74,15 +74,18 @@ class RunFolder:
             parts = parts[len(parts) - 1 - parts[::-1].index("checkpoints"):]
         return self.root.joinpath(*parts)
 
+    def changed_settings(self, settings: Mapping[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+        """The training settings whose recorded value (``settings`` in config.json) differs
+        from ``settings``, sorted, the keys in ``ignore`` left out; the run must be done."""
+        skip = set(ignore)
+        recorded = self.config.get("settings", {})
+        expected = json.loads(json.dumps(dict(settings)))
+        return sorted(k for k in {*recorded, *expected} - skip if recorded.get(k) != expected.get(k))
+
     def trained_with(self, settings: Mapping[str, Any], ignore: Iterable[str] = ()) -> bool:
         """Whether the run finished with these training settings (those it recorded under
         ``settings`` in config.json), the keys in ``ignore`` left out on both sides."""
-        if not self.done:
-            return False
-        skip = set(ignore)
-        recorded = {k: v for k, v in self.config.get("settings", {}).items() if k not in skip}
-        expected = {k: v for k, v in json.loads(json.dumps(dict(settings))).items() if k not in skip}
-        return recorded == expected
+        return self.done and not self.changed_settings(settings, ignore)
 
 
 def recorded_path(path: Path, root: Path) -> str:

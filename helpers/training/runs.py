@@ -8,7 +8,6 @@ pixel reference is a run of framework ``sklearn``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,11 +97,7 @@ def keep_finished(layout: Layout, spec: RunSpec, settings: dict[str, Any]) -> No
     """Stop with a sentence when the run's folder holds a run that finished with other
     settings: it is replaced only on purpose (``RESUME=False``)."""
     folder = RunFolder(layout.results(spec.name))
-    if not folder.done:
-        return
-    recorded = folder.config.get("settings", {})
-    changed = sorted(k for k in {*recorded, *settings}
-                     if recorded.get(k) != json.loads(json.dumps(settings.get(k))))
+    changed = folder.changed_settings(settings) if folder.done else []
     if not changed:
         return
     raise UserError(f"{spec.name} finished already in {folder.path} with other settings "
