@@ -185,6 +185,11 @@ def _fit_phase(model: keras.Model, data: KerasData, phase: Phase, profile: Profi
                            keras.metrics.BinaryCrossentropy(name="bce")],
                   jit_compile=False,  # XLA on CPU: twice as slow per epoch, and to compile
                   run_eagerly=profile.keras_eager)
+    # Keras' TensorFlow trainer creates the optimiser's and the metrics' variables in the
+    # first traced step, and tf.function traces a step that created variables a second
+    # time: built here first, the step is traced once (17 of 48 s of the first epoch at
+    # 64 px, docs/results.md). Keras' own build (private), from the batches' shapes only.
+    model._symbolic_build(data_batch=train.dataset.element_spec)
     monitor, mode = monitor_mode(profile)
     best = best_value((r[monitor] for r in history), mode)
     stateful = _callbacks(phase, profile, directory, monitor, mode, best)

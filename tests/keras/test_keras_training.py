@@ -259,3 +259,26 @@ def test_every_callback_follows_the_monitor(monitor: str, mode: str, tmp_path: P
 def test_unknown_monitor_is_a_user_error(data: KerasData, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="val_auc"):
         train(data, get_profile("smoke", monitor="val_f1"), seed=42, checkpoint_dir=tmp_path)
+
+
+def tiny_model(size: int, weights: str = "none") -> keras.Model:
+    """A stand-in for ResNet50 with the layer names ``configure_phase`` reads."""
+    inputs = keras.Input((size, size, 1))
+    backbone = keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization()],
+                                name="resnet50")
+    x = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x))
+
+
+def test_the_graph_step_is_traced_once_per_phase(data: KerasData, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # the optimiser's and the metrics' variables are built before fit: a trace that created
+    # them would be traced again (the first epoch's largest cost outside the steps)
+    traces = []
+    step = keras.Model.train_step
+    monkeypatch.setattr(keras.Model, "train_step",
+                        lambda self, batch: traces.append(1) or step(self, batch))
+    monkeypatch.setattr("helpers.keras.training.build_model", tiny_model)
+    train(data, get_profile("smoke", epochs_scratch=2, keras_eager=False), seed=42,
+          checkpoint_dir=tmp_path)
+    assert len(traces) == 1
