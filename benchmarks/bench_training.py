@@ -3,6 +3,7 @@
     python benchmarks/bench_training.py [--size 64|224] [--batches 20] [--batch-size 32]
                                         [--repeat 2] [--frameworks keras pytorch]
                                         [--root ROOT [--dataset chest_xray]] [--precision auto]
+                                        [--torch-variant channels_last|compile|channels_last+compile]
 
 Each framework trains in a process of its own (TensorFlow and torch never share one) through
 its own ``train`` (``helpers.keras.training`` / ``helpers.torch.training``): the model of
@@ -17,6 +18,10 @@ Without ``--root`` the data are random images at ``--size`` in a prepared layout
 a temporary folder: ``--batches`` training batches and one validation image for 16 training
 ones (the chest set's proportion). With ``--root`` (prepared by notebooks 01-02 at
 ``--size``), that split's images.
+
+``--torch-variant`` measures PyTorch CPU options the pipeline leaves off (the model in
+``channels_last`` memory, ``torch.compile`` with inductor; their numbers are in
+docs/results.md).
 """
 
 from __future__ import annotations
@@ -80,9 +85,26 @@ def bench_profile(args: argparse.Namespace) -> Profile:
                        keras_eager=args.eager)
 
 
+def with_torch_variant(training: Any, variant: str) -> None:
+    """Wrap ``training.to_device`` so that the model trains in the ``variant``'s form."""
+    import torch
+
+    to_device = training.to_device
+
+    def variant_to_device(model: Any, device: Any) -> Any:
+        model = to_device(model, device)
+        if "channels_last" in variant:
+            model = model.to(memory_format=torch.channels_last)
+        return torch.compile(model) if "compile" in variant else model
+
+    training.to_device = variant_to_device
+
+
 def run_framework(args: argparse.Namespace) -> dict[str, Any]:
     """Train in this process with ``args.worker``'s ``train``; the end time of every epoch."""
     training = importlib.import_module(FRAMEWORKS[args.worker])
+    if args.worker == "pytorch" and args.torch_variant != "plain":
+        with_torch_variant(training, args.torch_variant)
     profile, layout = bench_profile(args), Layout.of(args.dataset, args.root)
     if args.worker == "keras":
         data = training.load_datasets(layout, args.size, args.batch_size, 0)
@@ -111,6 +133,7 @@ def launch(framework: str, args: argparse.Namespace, root: Path) -> dict[str, An
                "--dataset", args.dataset, "--size", str(args.size), "--batch-size",
                str(args.batch_size), "--repeat", str(args.repeat), "--precision",
                args.precision, "--workers", str(args.workers), "--scenario", args.scenario,
+               "--torch-variant", args.torch_variant,
                *(["--eager"] if args.eager else [])]
     if args.device:
         command += ["--device", args.device]
@@ -126,8 +149,9 @@ def launch(framework: str, args: argparse.Namespace, root: Path) -> dict[str, An
 
 def report(args: argparse.Namespace, figures: dict[str, dict[str, Any]]) -> None:
     """One line per framework and, with both, the ratio Keras / PyTorch."""
+    variant = "" if args.torch_variant == "plain" else f", torch {args.torch_variant}"
     print(f"\n{args.size} px, batch {args.batch_size}, scratch protocol (whole network), "
-          f"scenario {args.scenario}, precision {args.precision}, load "
+          f"scenario {args.scenario}, precision {args.precision}{variant}, load "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     for name, f in figures.items():
         print(f"  {name:8s} {f['images_per_s']:9.1f} images/s after warm-up "
@@ -166,6 +190,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eager", action="store_true",
                    help="Keras without tf.function (tiny runs, where tracing costs most)")
     p.add_argument("--device", help="torch device (default: the GPU if there is one)")
+    p.add_argument("--torch-variant", default="plain",
+                   choices=("plain", "channels_last", "compile", "channels_last+compile"),
+                   help="PyTorch: the model in channels_last memory and/or torch.compile'd")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     return p
 

@@ -34,6 +34,13 @@ def test_bench_training_times_the_keras_epoch_in_a_process_of_its_own() -> None:
     figure(rf"first-epoch overhead {NUMBER} s", out)  # tracing: near 0 in eager mode
 
 
+def test_bench_training_trains_pytorch_in_a_variant_it_names() -> None:
+    out = run("bench_training.py", "--size", "32", "--batches", "2", "--batch-size", "8",
+              "--repeat", "1", "--frameworks", "pytorch", "--torch-variant", "channels_last")
+    assert "torch channels_last" in out
+    assert figure(rf"pytorch\s+{NUMBER} images/s after warm-up \(16 training images", out) > 0
+
+
 def test_gpu_check_without_a_gpu_says_so_and_runs_its_cpu_smoke() -> None:
     out = run("gpu_check.py")
     assert out.startswith("No GPU here:")
