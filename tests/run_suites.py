@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -49,18 +50,11 @@ def run_suite(name: str, base: Path) -> tuple[int, dict[str, int]]:
 
 def run_lanes(lanes: tuple[tuple[str, ...], ...], base: Path) -> dict[str, tuple[int, dict[str, int]]]:
     """Every suite's outcome; the lanes run side by side, a lane's suites one after another."""
-    outcomes: dict[str, tuple[int, dict[str, int]]] = {}
+    def lane(names: tuple[str, ...]) -> dict[str, tuple[int, dict[str, int]]]:
+        return {name: run_suite(name, base) for name in names}
 
-    def lane(names: tuple[str, ...]) -> None:
-        for name in names:
-            outcomes[name] = run_suite(name, base)
-
-    threads = [threading.Thread(target=lane, args=(names,)) for names in lanes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        return {name: outcome for done in pool.map(lane, lanes) for name, outcome in done.items()}
 
 
 def main() -> int:
