@@ -28,7 +28,8 @@ from helpers.training.batches import Augmentation, epoch_batches, gather_batches
 
 class EpochBatches:
     """One split's batches as (images (B, s, s, 1) float32 0-255, labels (B, 1) float32);
-    ``dataset`` is what ``fit`` and ``predict`` take.
+    ``dataset`` is one epoch's (what ``predict`` and validation take), ``stream`` every
+    epoch's (what ``fit`` trains on).
 
     ``shuffle`` (training): a fresh order every epoch and a last incomplete batch dropped,
     so BatchNorm never sees a single image. Not a ``keras.utils.PyDataset``: Keras feeds
@@ -48,6 +49,15 @@ class EpochBatches:
             self._images = tf.Variable(images, trainable=False)
             self._labels = tf.Variable(labels, trainable=False)
         self.dataset = tf.data.Dataset.from_tensor_slices(bounds).map(self._slice)
+        # Every epoch one after another, for ``fit(steps_per_epoch=len(self))``: Keras then
+        # keeps one iterator for the run instead of making one per epoch (that stalled
+        # 1 in 10 epochs for 4-9 s at 64 px, docs/results.md). Nothing may read ahead, or
+        # a batch would be sliced before ``set_epoch`` filled its epoch: no prefetch.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        options.experimental_optimization.inject_prefetch = False
+        options.experimental_optimization.map_parallelization = False
+        self.stream = self.dataset.repeat().with_options(options)
 
     def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """``epoch``'s batches, concatenated: images (N, s, s, 1) uint8, labels (N, 1)."""

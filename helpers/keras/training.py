@@ -201,8 +201,8 @@ def _fit_phase(model: keras.Model, data: KerasData, phase: Phase, profile: Profi
     # BackupAndRestore sets this to the epoch it restored, and Keras (3.15) never clears it:
     # the next phase's fit would start at that epoch.
     model._initial_epoch = None
-    model.fit(train.dataset, validation_data=data.batches["val"].dataset, epochs=phase.epochs,
-              verbose=2, callbacks=callbacks, shuffle=False)
+    model.fit(train.stream, steps_per_epoch=len(train), validation_data=data.batches["val"].dataset,
+              epochs=phase.epochs, verbose=2, callbacks=callbacks, shuffle=False)
     save_json({"rows": recorder.rows}, done)
     return recorder.rows
 

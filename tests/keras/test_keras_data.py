@@ -59,6 +59,19 @@ def test_training_batches_are_the_framework_free_epoch_plan() -> None:
     np.testing.assert_array_equal(whole_epoch(batches, 4)[0], images)  # replayable
 
 
+def test_the_training_stream_reads_each_epoch_only_once_it_has_begun() -> None:
+    """One iterator for the whole run (what ``fit`` keeps): the batches after ``set_epoch``
+    are that epoch's, so nothing was read ahead from the epoch before."""
+    arrays = toy_arrays(40)
+    batches = EpochBatches(arrays, 8, seed=3, shuffle=True, augmentation=Augmentation())
+    expected = {e: whole_epoch(batches, e)[0] for e in (0, 1, 2)}
+    stream = iter(batches.stream)
+    for epoch in (0, 1, 2):
+        batches.set_epoch(epoch)
+        images = np.concatenate([next(stream)[0].numpy() for _ in range(len(batches))])
+        np.testing.assert_array_equal(images, expected[epoch])
+
+
 def test_only_the_training_split_is_augmented(prepared_layout: Layout) -> None:
     data = load_datasets(prepared_layout, 32, 8, seed=7)
     assert data.summary().loc["train"].tolist() == [48, 16, 32]
