@@ -13,6 +13,7 @@ reloaded model all see the same preprocessing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import keras
@@ -49,15 +50,18 @@ class EpochBatches:
             self._images = tf.Variable(images, trainable=False)
             self._labels = tf.Variable(labels, trainable=False)
         self.dataset = tf.data.Dataset.from_tensor_slices(bounds).map(self._slice)
-        # Every epoch one after another, for ``fit(steps_per_epoch=len(self))``: Keras then
-        # keeps one iterator for the run instead of making one per epoch (that stalled
-        # 1 in 10 epochs for 4-9 s at 64 px, docs/results.md). Nothing may read ahead, or
-        # a batch would be sliced before ``set_epoch`` filled its epoch: no prefetch.
+
+    @cached_property
+    def stream(self) -> tf.data.Dataset:
+        """Every epoch's batches one after another, for ``fit(steps_per_epoch=len(self))``:
+        Keras then keeps one iterator for the run instead of making one per epoch (that
+        stalled 1 in 10 epochs for 4-9 s at 64 px, docs/results.md). Nothing may read ahead,
+        or a batch would be sliced before ``set_epoch`` filled its epoch: no prefetch."""
         options = tf.data.Options()
         options.autotune.enabled = False
         options.experimental_optimization.inject_prefetch = False
         options.experimental_optimization.map_parallelization = False
-        self.stream = self.dataset.repeat().with_options(options)
+        return self.dataset.repeat().with_options(options)
 
     def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """``epoch``'s batches, concatenated: images (N, s, s, 1) uint8, labels (N, 1)."""
